@@ -1,0 +1,49 @@
+"""Packaging for dhvae-monai, a MONAI plugin for joint image + tumour-mask generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+VERSION = "0.1.0"
+
+setup(
+    name="dhvae-monai",
+    version=VERSION,
+    description=(
+        "Discriminative Hamiltonian VAE for MONAI: synthetic image + tumour-mask pairs "
+        "for data-scarce 2D/3D tumour segmentation"
+    ),
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["dhvae_monai", "dhvae_monai.*"]),
+    install_requires=[
+        # torch is deliberately a range: install the wanted build (CPU or CUDA) first, pip then keeps it.
+        "torch>=2.3",
+        # the bundle CLI needs monai[fire]; verify_metadata needs jsonschema
+        "monai[fire,jsonschema]>=1.4,<1.7",
+        "pytorch-ignite>=0.4.11",
+        "numpy>=1.24",
+        "nibabel>=5.0",
+        # itk-core + itk-io are what MONAI's ITKReader/ITKWriter need; the `itk` metapackage is 1.5 GB.
+        "itk-core>=5.3",
+        "itk-io>=5.3",
+        "pyyaml>=6.0",
+        "tensorboard>=2.12",
+        "tqdm>=4.64",
+        "pillow>=9.0",
+        "scipy>=1.10",
+    ],
+    extras_require={
+        "test": ["pytest>=7.0"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+    ],
+)
