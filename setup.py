@@ -24,8 +24,8 @@ setup(
     install_requires=[
         # torch is deliberately a range: install the wanted build (CPU or CUDA) first, pip then keeps it.
         "torch>=2.3",
-        # the bundle CLI needs monai[fire]; verify_metadata needs jsonschema
-        "monai[fire,jsonschema]>=1.4,<1.7",
+        # the bundle CLI needs monai[fire], verify_metadata jsonschema, AutoencoderKL attention einops
+        "monai[einops,fire,jsonschema]>=1.4,<1.7",
         "pytorch-ignite>=0.4.11",
         "numpy>=1.24",
         "nibabel>=5.0",
