@@ -219,9 +219,10 @@ def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
 
 def _check_finite(terms: dict[str, torch.Tensor], iteration: int) -> None:
     for name, value in terms.items():
-        if not math.isfinite(float(value.detach())):
+        value = float(value.detach())
+        if not math.isfinite(value):
             raise NonFiniteLossError(
-                f"loss term '{name}' became {float(value)} at iteration {iteration}; training stopped before the "
+                f"loss term '{name}' became {value} at iteration {iteration}; training stopped before the "
                 "optimiser step so no non-finite weights were written. Lower the learning rate, check the inputs for "
                 "NaN/Inf, or resume from the last checkpoint."
             )
