@@ -1,1 +1,7 @@
+"""Metrics MONAI lacks: the paper's batch-pooled 2D soft Dice."""
 
+from __future__ import annotations
+
+from dhvae_monai.metrics.soft_dice import BatchPooledSoftDiceMetric, batch_pooled_soft_dice
+
+__all__ = ["BatchPooledSoftDiceMetric", "batch_pooled_soft_dice"]
