@@ -1,1 +1,20 @@
+"""MONAI dictionary transforms: loading cases, label regions, intensity normalisation, cropping, pipelines."""
 
+from __future__ import annotations
+
+from dhvae_monai.transforms.intensity import NormalizeByModalityd
+from dhvae_monai.transforms.io import LoadTumourCased
+from dhvae_monai.transforms.labels import LABEL_CONVENTIONS, REGIONS, TumourRegionsd
+from dhvae_monai.transforms.preprocessing import brats_volume_transforms, hecktor_volume_transforms
+from dhvae_monai.transforms.spatial import CropHeadNeckd
+
+__all__ = [
+    "LABEL_CONVENTIONS",
+    "REGIONS",
+    "CropHeadNeckd",
+    "LoadTumourCased",
+    "NormalizeByModalityd",
+    "TumourRegionsd",
+    "brats_volume_transforms",
+    "hecktor_volume_transforms",
+]
