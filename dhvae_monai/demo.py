@@ -99,6 +99,8 @@ def run_demo(
             volume_transform=transform,
             min_tumour_area=min_tumour_area,
             area_bin_width=25 * (image_size / 128) ** 2,
+            # balance the generator's training set; validate on every tumour slice
+            slices_per_bin=None if split == "training" else num_axial_slices,
         )
         for split in ("training", "validation")
     }

@@ -63,7 +63,8 @@ def select_tumour_slices(
         areas_per_volume: tumour area of every axial slice, one sequence per volume (see :func:`tumour_areas`).
         min_tumour_area: smallest tumour area kept.
         area_bin_width: width of an area bin.
-        slices_per_bin: cap per bin; None applies the paper's rule, ``total number of slices // number of bins``.
+        slices_per_bin: cap per bin; None applies the paper's rule, ``total number of slices // number of bins``
+            (at least 1).
         order: ``"first"`` keeps the first slices of a bin in volume order (the paper), ``"random"`` a seeded sample.
         tumour_free_fraction: additionally keep ``round(fraction * kept tumour slices)`` randomly chosen slices
             without tumour (area 0), e.g. for a segmenter that must learn to predict nothing.
@@ -98,7 +99,8 @@ def select_tumour_slices(
         )
     num_bins = int(np.floor((area[candidates].max() - min_tumour_area) / area_bin_width)) + 1
     bins = np.minimum(((area - min_tumour_area) // area_bin_width).astype(int), num_bins - 1)
-    cap = len(area) // num_bins if slices_per_bin is None else slices_per_bin
+    # the paper's cap; at least one slice per bin, or a few volumes with many bins would keep nothing
+    cap = max(1, len(area) // num_bins) if slices_per_bin is None else slices_per_bin
     rng = np.random.default_rng(seed)
     kept = []
     for b in range(num_bins):
