@@ -87,7 +87,7 @@ def run_demo(
         logger.info("creating %d phantom BraTS cases in %s", num_cases, data_dir)
         make_phantom_dataset(data_dir, layout="brats2021", num_cases=num_cases, seed=seed)
     datalist_path = output_dir / "datalist.json"
-    write_datalist(make_datalist(data_dir, layout="brats2021", val=1, test=1, seed=seed), datalist_path)
+    write_datalist(make_datalist(data_dir, layout="brats2021", num_val=1, num_test=1, seed=seed), datalist_path)
 
     transform = brats_volume_transforms(
         modalities=("flair",), regions=("WT",), spatial_size=(image_size, image_size, num_axial_slices)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dhvae_monai.data.datalists import DatalistError, make_datalist, write_datalist
-from dhvae_monai.data.phantoms import make_phantom_dataset
-from dhvae_monai.data.slice_dataset import TumourSliceDataset
-from dhvae_monai.data.synthetic import filter_synthetic_pairs
+import importlib
+from typing import Any
 
 __all__ = [
     "DatalistError",
@@ -15,3 +13,19 @@ __all__ = [
     "make_phantom_dataset",
     "write_datalist",
 ]
+
+# imported on first use, so `python -m dhvae_monai.data.datalists` / `.phantoms` do not load their module twice
+_EXPORTS = {
+    "DatalistError": "dhvae_monai.data.layouts",
+    "make_datalist": "dhvae_monai.data.datalists",
+    "write_datalist": "dhvae_monai.data.datalists",
+    "make_phantom_dataset": "dhvae_monai.data.phantoms",
+    "TumourSliceDataset": "dhvae_monai.data.slice_dataset",
+    "filter_synthetic_pairs": "dhvae_monai.data.synthetic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dhvae_monai.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -276,7 +276,7 @@ def make_phantom_dataset(
     - ``brats2023``: ``<case>/<case>-{t1c,t1n,t2f,t2w,seg}.nii.gz`` (labels 0, 1, 2, 3)
     - ``msd``: ``dataset.json``, ``imagesTr/BRATS_XXX.nii.gz`` (4D: FLAIR, T1w, t1gd, T2w), ``labelsTr/`` (0 background,
       1 edema, 2 non-enhancing tumour, 3 enhancing tumour)
-    - ``hecktor2021``: ``hecktor_nii/<case>_{ct,pt,ct_gtvt}.nii.gz`` and ``hecktor2021_bbox_training.csv``
+    - ``hecktor2021``: ``hecktor_nii/<case>_{ct,pt,gtvt}.nii.gz`` and ``hecktor2021_bbox_training.csv``
     - ``hecktor2022``: ``imagesTr/<case>__{CT,PT}.nii.gz``, ``labelsTr/<case>.nii.gz`` (0, 1 GTVp, 2 GTVn)
 
     PET is written on a grid twice as coarse as the CT and the mask, as in the real data. Files are written
@@ -365,7 +365,7 @@ def _write_hecktor(output_dir: Path, layout: str, case_ids: list[str], rngs: lis
             folder = output_dir / "hecktor_nii"
             _save(ct, affine, folder / f"{case_id}_ct.nii.gz")
             _save(pet_coarse, pet_affine, folder / f"{case_id}_pt.nii.gz")
-            _save(label, affine, folder / f"{case_id}_ct_gtvt.nii.gz")
+            _save(label, affine, folder / f"{case_id}_gtvt.nii.gz")
             boxes.append([case_id, *_bounding_box_mm(label, affine)])
         else:
             _save(ct, affine, output_dir / "imagesTr" / f"{case_id}__CT.nii.gz")

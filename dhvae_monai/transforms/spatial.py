@@ -72,7 +72,8 @@ class CropHeadNeckd(MapTransform, InvertibleTransform):
         if box_mm is not None:
             corners_world = np.array([[box_mm[0], box_mm[2], box_mm[4]], [box_mm[1], box_mm[3], box_mm[5]]])
             corners = (np.linalg.inv(affine) @ np.c_[corners_world, np.ones(2)].T)[:3].T
-            start, end = np.floor(corners.min(0)), np.ceil(corners.max(0)) + 1
+            start = np.floor(corners.min(0) + 0.5)
+            end = start + np.round(corners.max(0) - corners.min(0))
         else:
             body = torch.as_tensor(image[self.body_channel]) > self.body_threshold
             centre = (shape - 1) / 2.0

@@ -35,7 +35,7 @@ def _load(path):
                        "BraTS-GLI-00000-000/BraTS-GLI-00000-000-seg.nii.gz"]),
         ("msd", ["dataset.json", "imagesTr/BRATS_001.nii.gz", "labelsTr/BRATS_001.nii.gz"]),
         ("hecktor2021", ["hecktor_nii/CHGJ001_ct.nii.gz", "hecktor_nii/CHGJ001_pt.nii.gz",
-                         "hecktor_nii/CHGJ001_ct_gtvt.nii.gz", "hecktor2021_bbox_training.csv"]),
+                         "hecktor_nii/CHGJ001_gtvt.nii.gz", "hecktor2021_bbox_training.csv"]),
         ("hecktor2022", ["imagesTr/CHGJ-001__CT.nii.gz", "imagesTr/CHGJ-001__PT.nii.gz", "labelsTr/CHGJ-001.nii.gz"]),
     ],
 )
@@ -88,7 +88,7 @@ def test_head_neck_ct_pet_and_labels(tmp_path, layout):
     if layout == "hecktor2021":
         ct, ct_nii = _load(tmp_path / "hecktor_nii" / "CHMR001_ct.nii.gz")
         pet, pet_nii = _load(tmp_path / "hecktor_nii" / "CHMR001_pt.nii.gz")
-        label, label_nii = _load(tmp_path / "hecktor_nii" / "CHMR001_ct_gtvt.nii.gz")
+        label, label_nii = _load(tmp_path / "hecktor_nii" / "CHMR001_gtvt.nii.gz")
         assert set(np.unique(label).tolist()) == {0, 1}
         rows = (tmp_path / "hecktor2021_bbox_training.csv").read_text().splitlines()
         assert rows[0] == "PatientID,x1,x2,y1,y2,z1,z2" and len(rows) == 3

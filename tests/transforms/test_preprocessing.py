@@ -32,7 +32,7 @@ def _check_volume(volume, image_channels, mask_channels, size=SMALL):
 
 
 def test_real_brats2018_case_all_sequences_and_regions(real_data_dir):
-    item = make_datalist(real_data_dir / "brats" / "brainy_Brats18_2013_2_1", val=0, test=0)["training"][0]
+    item = make_datalist(real_data_dir / "brats" / "brainy_Brats18_2013_2_1", val_fraction=0, test_fraction=0)["training"][0]
     volume = brats_volume_transforms(
         modalities=("t2", "flair"), regions=("WT", "TC", "ET"), spatial_size=SMALL, mri_scaling="volume"
     )(item)
@@ -48,7 +48,7 @@ def test_real_brats2015_custom_layout_z_scored(real_data_dir):
     root = real_data_dir / "brats" / "deepmedic_brats2015_brats_2013_pat0001_1"
     item = make_datalist(
         root, layout="custom", patterns={"flair": "Flair_*.nii.gz", "t1ce": "T1c_*.nii.gz", "label": "OTMultiClass.nii.gz"},
-        label_convention="brats2015", val=0, test=0,
+        label_convention="brats2015", val_fraction=0, test_fraction=0,
     )["training"][0]
     image, label = _check_volume(brats_volume_transforms(modalities=("flair", "t1ce"), regions=("WT", "TC"), spatial_size=SMALL)(item), 2, 2)
     # negative z-scores: the background (volume minimum) maps to 0, the brain spreads over [0, 1]
@@ -56,7 +56,7 @@ def test_real_brats2015_custom_layout_z_scored(real_data_dir):
 
 
 def test_real_hecktor2020_case_pet_ct(real_data_dir):
-    item = make_datalist(real_data_dir / "hecktor", val=0, test=0)["training"][0]
+    item = make_datalist(real_data_dir / "hecktor", val_fraction=0, test_fraction=0)["training"][0]
     image, label = _check_volume(hecktor_volume_transforms(modalities=("pt", "ct"), spatial_size=SMALL)(item), 2, 1)
     pet, ct = image
     assert float(pet[label[0] > 0].mean()) > 3 * float(pet[label[0] == 0].mean())  # hot tumour
@@ -64,7 +64,7 @@ def test_real_hecktor2020_case_pet_ct(real_data_dir):
 
 def test_hecktor_phantom_pet_resampled_and_regions(tmp_path):
     make_phantom_dataset(tmp_path, "hecktor2022", num_cases=1)
-    item = make_datalist(tmp_path, val=0, test=0)["training"][0]
+    item = make_datalist(tmp_path, val_fraction=0, test_fraction=0)["training"][0]
     loaded = LoadTumourCased(modalities=("pt", "ct"), reference_modality="ct", resample_modalities=("pt",))(item)
     assert loaded["image"].shape[1:] == loaded["label"].shape[1:] == (96, 96, 48)  # PET now on the CT grid
     volume = hecktor_volume_transforms(modalities=("pt",), regions=("GTVp", "GTVn"), spatial_size=SMALL)(item)
@@ -74,7 +74,7 @@ def test_hecktor_phantom_pet_resampled_and_regions(tmp_path):
 
 def test_msd_4d_channels_selected_by_name(tmp_path):
     make_phantom_dataset(tmp_path, "msd", num_cases=1, shape=(32, 32, 24))
-    item = make_datalist(tmp_path, val=0, test=0)["training"][0]
+    item = make_datalist(tmp_path, val_fraction=0, test_fraction=0)["training"][0]
     t2_only = LoadTumourCased(modalities=("t2",))(item)
     everything = LoadTumourCased()(item)
     torch.testing.assert_close(t2_only["image"][0], everything["image"][3])
@@ -83,7 +83,7 @@ def test_msd_4d_channels_selected_by_name(tmp_path):
 
 def test_mask_interpolation_stays_binary(tmp_path):
     make_phantom_dataset(tmp_path, "brats2021", num_cases=1, shape=(32, 32, 24))
-    item = make_datalist(tmp_path, val=0, test=0)["training"][0]
+    item = make_datalist(tmp_path, val_fraction=0, test_fraction=0)["training"][0]
     nearest = brats_volume_transforms(spatial_size=(20, 20, 10))(item)["label"]
     linear = brats_volume_transforms(spatial_size=(20, 20, 10), mask_interpolation="linear")(item)["label"]
     for label in (nearest, linear):
@@ -125,13 +125,15 @@ def test_tumour_regions_per_convention():
 
 def test_hecktor_crop_uses_the_challenge_box(tmp_path):
     make_phantom_dataset(tmp_path, "hecktor2021", num_cases=1)
-    item = make_datalist(tmp_path, val=0, test=0)["training"][0]
+    item = make_datalist(tmp_path, val_fraction=0, test_fraction=0)["training"][0]
     loaded = TumourRegionsd("label")(LoadTumourCased(modalities=("ct",))(item))
     cropped = CropHeadNeckd(("image", "label"))(loaded)
-    assert tuple(cropped["image"].shape[1:]) == (72, 72, 48)  # 144 mm at 2 x 2 mm in-plane, clipped to 48 slices
+    # 144 mm = 72 voxels in-plane and 48 axially, less what falls outside the 96 x 96 x 48 volume
+    assert all(60 <= n <= 72 for n in cropped["image"].shape[1:3]) and cropped["image"].shape[3] <= 48
+    assert cropped["image"].shape[1:] != loaded["image"].shape[1:]
     assert float(cropped["label"].sum()) == float(loaded["label"].sum())  # the tumour is inside the box
     without_box = CropHeadNeckd(("image", "label"))({k: v for k, v in loaded.items() if k != "bounding_box_mm"})
-    assert tuple(without_box["image"].shape[1:]) == (72, 72, 48)
+    assert tuple(without_box["image"].shape[1:]) == (72, 72, 48)  # centred: the whole 144 mm axial extent
 
 
 # ----------------------------------------------------------------------------------------------- bad inputs
