@@ -131,7 +131,7 @@ def run_demo(
         key_val_metric={
             "val_psnr": IgniteMetricHandler(PSNRMetric(max_val=1.0), output_transform=from_engine(["pred", "label"]))
         },
-        val_handlers=[StatsHandler(name=LOGGER_NAME, output_transform=lambda output: None)],
+        val_handlers=[StatsHandler(name=f"{LOGGER_NAME}.validation", output_transform=lambda output: None)],
     )
     trainer = DHVAETrainer(
         device=device,
@@ -158,7 +158,7 @@ def run_demo(
         CheckpointLoader(load_path=str(latest[-1]), load_dict=save_dict, map_location=device).attach(trainer)
     ProgressBar(persist=False).attach(trainer, output_transform=lambda output: {"loss": float(output["loss"])})
     for handler in (
-        StatsHandler(name=LOGGER_NAME, output_transform=loss_terms, iteration_log=False),
+        StatsHandler(name=f"{LOGGER_NAME}.training", output_transform=loss_terms, iteration_log=False),
         TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), output_transform=loss_terms),
         ValidationHandler(validator=evaluator, interval=5, epoch_level=True),
         CheckpointSaver(save_dir=str(checkpoint_dir), save_dict=save_dict, save_interval=1, n_saved=1),
