@@ -17,4 +17,5 @@ def test_demo_trains_writes_checkpoint_and_previews_then_resumes(tmp_path):
 
     resumed = run_demo(tmp_path, max_epochs=2, **settings)
     assert resumed == tmp_path / "checkpoints" / "checkpoint_epoch=2.pt"
-    assert torch.load(resumed, map_location="cpu", weights_only=True)["trainer"]["epoch"] == 2
+    trainer_state = torch.load(resumed, map_location="cpu", weights_only=True)["trainer"]
+    assert trainer_state["iteration"] == 2 * trainer_state["epoch_length"]  # continued, not restarted
