@@ -181,7 +181,8 @@ class DHVAETrainer(SupervisedTrainer):
             discriminator.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         with torch.autocast("cuda", enabled=engine.amp, **engine.amp_kwargs):
-            output = _unwrap(generator).forward_flow(pair)
+            network = _unwrap(generator)
+            output = network.forward_flow(pair)
             engine.state.output[Keys.PRED] = output.reconstruction
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             terms = engine.loss_function(
@@ -189,7 +190,7 @@ class DHVAETrainer(SupervisedTrainer):
                 pair,
                 discriminator=discriminator,
                 adversarial=adversarial,
-                last_layer_weight=_unwrap(generator).last_decoder_layer,
+                output_layer_gradient=lambda loss: network.output_layer_gradient(loss, output),
             )
         _check_finite(terms, iteration)
         engine.state.output[Keys.LOSS] = terms["loss"]

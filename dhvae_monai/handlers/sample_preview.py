@@ -63,7 +63,7 @@ class SamplePreviewSaver:
         if self._saved_epoch == engine.state.epoch:
             return path
         network = getattr(self.network, "module", self.network)
-        device = network.last_decoder_layer.device
+        device = network.output_layer.weight.device
         generator = torch.Generator(device=device).manual_seed(self.seed)
         was_training = network.training
         network.eval()

@@ -53,10 +53,7 @@ class AdversarialLoss:
 
 
 def adaptive_adversarial_weight(
-    reconstruction_loss: torch.Tensor,
-    generator_loss: torch.Tensor,
-    last_layer_weight: torch.Tensor,
-    max_weight: float = 1e4,
+    reconstruction_gradient: torch.Tensor, generator_gradient: torch.Tensor, max_weight: float = 1e4
 ) -> torch.Tensor:
     """
     ``lambda = ||grad_W L_rec|| / (||grad_W L_G|| + 1e-4)``, clamped to ``[0, max_weight]`` and detached (VQGAN).
@@ -65,9 +62,8 @@ def adaptive_adversarial_weight(
     dominates whatever their raw scales.
 
     Args:
-        reconstruction_loss: scalar reconstruction loss ``L_rec``.
-        generator_loss: scalar adversarial generator loss ``L_G``.
-        last_layer_weight: weight ``W`` of the decoder's last layer (see :attr:`DHVAE.last_decoder_layer`).
+        reconstruction_gradient: ``grad_W L_rec`` (see :meth:`DHVAE.output_layer_gradient`).
+        generator_gradient: ``grad_W L_G``.
         max_weight: upper clamp.
 
     Returns:
@@ -75,9 +71,7 @@ def adaptive_adversarial_weight(
 
     Example::
 
-        weight = adaptive_adversarial_weight(rec, g_loss, net.last_decoder_layer)
+        weight = adaptive_adversarial_weight(net.output_layer_gradient(rec, out), net.output_layer_gradient(g, out))
     """
-    (rec_grad,) = torch.autograd.grad(reconstruction_loss, last_layer_weight, retain_graph=True)
-    (gen_grad,) = torch.autograd.grad(generator_loss, last_layer_weight, retain_graph=True)
-    weight = rec_grad.norm() / (gen_grad.norm() + 1e-4)
+    weight = reconstruction_gradient.norm() / (generator_gradient.norm() + 1e-4)
     return weight.clamp(0.0, max_weight).detach()

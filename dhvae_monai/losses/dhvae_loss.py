@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+from typing import Callable
+
 from torch import nn
 
 from dhvae_monai.losses.adversarial import AdversarialLoss, adaptive_adversarial_weight
@@ -47,8 +49,9 @@ class DHVAELoss(nn.Module):
     Example::
 
         loss_function = DHVAELoss(regulariser_weight=0.05)
-        terms = loss_function(net.forward_flow(pair), pair, discriminator, adversarial=True,
-                              last_layer_weight=net.last_decoder_layer)
+        output = net.forward_flow(pair)
+        terms = loss_function(output, pair, discriminator, adversarial=True,
+                              output_layer_gradient=lambda loss: net.output_layer_gradient(loss, output))
         terms["loss"].backward()
     """
 
@@ -91,7 +94,7 @@ class DHVAELoss(nn.Module):
         pair: torch.Tensor,
         discriminator: nn.Module | None = None,
         adversarial: bool = False,
-        last_layer_weight: torch.Tensor | None = None,
+        output_layer_gradient: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """
         Args:
@@ -100,7 +103,9 @@ class DHVAELoss(nn.Module):
             discriminator: a :class:`PairDiscriminator` (needed for the adversarial term and the default perceptual
                 loss).
             adversarial: add the adversarial term (after the discriminator has started).
-            last_layer_weight: the decoder's output-layer weight, for the adaptive weight (needed when adversarial).
+            output_layer_gradient: maps a scalar loss to its gradient with respect to the decoder's output-layer
+                weight, for the adaptive weight (needed when adversarial): :meth:`DHVAE.output_layer_gradient` bound
+                to ``output``, or ``lambda loss: torch.autograd.grad(loss, weight, retain_graph=True)[0]``.
 
         Returns:
             the terms, each a scalar: ``loss`` (to minimise), ``elbo_loss`` and, when ``alpha > 0``, ``pixel_loss``,
@@ -108,7 +113,7 @@ class DHVAELoss(nn.Module):
             ``generator_adversarial_loss`` and ``adaptive_weight``.
 
         Raises:
-            ValueError: a discriminator or the last-layer weight is needed and missing.
+            ValueError: a discriminator or ``output_layer_gradient`` is needed and missing.
         """
         elbo_loss = self.elbo_loss(output)
         terms = {"elbo_loss": elbo_loss}
@@ -136,11 +141,11 @@ class DHVAELoss(nn.Module):
 
         regulariser_loss = reconstruction_loss
         if adversarial:
-            if last_layer_weight is None:
-                raise ValueError("the adaptive adversarial weight needs last_layer_weight (DHVAE.last_decoder_layer).")
+            if output_layer_gradient is None:
+                raise ValueError("the adaptive adversarial weight needs output_layer_gradient (DHVAE.output_layer_gradient).")
             generator_loss = self.adversarial.generator_loss(fake_features[-1])
             adaptive_weight = self.adversarial_weight * adaptive_adversarial_weight(
-                reconstruction_loss, generator_loss, last_layer_weight, self.max_adaptive_weight
+                output_layer_gradient(reconstruction_loss), output_layer_gradient(generator_loss), self.max_adaptive_weight
             )
             regulariser_loss = reconstruction_loss + adaptive_weight * generator_loss
             terms.update(generator_adversarial_loss=generator_loss, adaptive_weight=adaptive_weight)

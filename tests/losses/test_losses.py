@@ -63,7 +63,7 @@ def _vae_output(num_samples: int, dim: int = 6) -> tuple[DHVAEOutput, torch.Tens
     output = DHVAEOutput(
         reconstruction=torch.zeros(num_samples, 1), logits=torch.zeros(num_samples, 1),
         log_likelihood=torch.full((num_samples,), -3.0), z_mu=mu, z_log_var=log_var, posterior_noise=noise,
-        z_0=z, z_k=z, momentum_noise=None, momentum=None,
+        z_0=z, z_k=z, momentum_noise=None, momentum=None, decoder_features=torch.zeros(num_samples, 1),
     )
     return output, mu, log_var
 
@@ -105,14 +105,12 @@ def test_adversarial_objectives():
 
 
 def test_adaptive_weight_is_the_ratio_of_gradient_norms():
-    weight = torch.tensor([1.0, 2.0], requires_grad=True)
-    reconstruction = (weight * torch.tensor([3.0, 4.0])).sum()  # grad norm 5
-    generator = (weight * torch.tensor([0.6, 0.8])).sum()  # grad norm 1
-    value = adaptive_adversarial_weight(reconstruction, generator, weight)
+    reconstruction_gradient = torch.tensor([3.0, 4.0], requires_grad=True)  # norm 5
+    generator_gradient = torch.tensor([0.6, 0.8])  # norm 1
+    value = adaptive_adversarial_weight(reconstruction_gradient, generator_gradient)
     assert float(value) == pytest.approx(5.0 / (1.0 + 1e-4))
     assert not value.requires_grad
-    clamped = adaptive_adversarial_weight(reconstruction, generator * 0, weight, max_weight=10.0)
-    assert float(clamped) == 10.0
+    assert float(adaptive_adversarial_weight(reconstruction_gradient, generator_gradient * 0, max_weight=10.0)) == 10.0
 
 
 def test_discriminator_feature_loss_is_zero_for_identical_inputs_and_per_sample():
@@ -155,7 +153,8 @@ def test_dhvae_loss_combines_terms():
     torch.testing.assert_close(without["loss"], 0.75 * without["elbo_loss"] + 0.25 * without["reconstruction_loss"])
     assert "generator_adversarial_loss" not in without
 
-    with_adversarial = loss(output, pair, discriminator, adversarial=True, last_layer_weight=net.last_decoder_layer)
+    with_adversarial = loss(output, pair, discriminator, adversarial=True,
+                            output_layer_gradient=lambda term: net.output_layer_gradient(term, output))
     torch.testing.assert_close(
         with_adversarial["regulariser_loss"],
         with_adversarial["reconstruction_loss"]
@@ -176,5 +175,5 @@ def test_dhvae_loss_errors():
     pair = torch.rand(1, 2, 32, 32)
     with pytest.raises(ValueError, match="needs the discriminator"):
         DHVAELoss()(net.forward_flow(pair), pair)
-    with pytest.raises(ValueError, match="last_layer_weight"):
+    with pytest.raises(ValueError, match="output_layer_gradient"):
         DHVAELoss()(net.forward_flow(pair), pair, PairDiscriminator(channels=8), adversarial=True)

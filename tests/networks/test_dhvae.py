@@ -58,7 +58,7 @@ def test_categorical_mask_reconstructs_class_probabilities():
 def test_sample_decodes_prior_draws_in_one_pass_reproducibly():
     net = DHVAE(leapfrog_steps=3, **TINY).eval()
     calls = []
-    net.autoencoder.decoder.register_forward_hook(lambda *args: calls.append(1))
+    net.output_layer.register_forward_hook(lambda *args: calls.append(1))
     first = net.sample(5, generator=torch.Generator().manual_seed(1))
     second = net.sample(5, generator=torch.Generator().manual_seed(1))
     assert first.shape == (5, 2, 32, 32) and len(calls) == 2
@@ -85,10 +85,11 @@ def test_decoder_evaluations_per_training_step(steps):
     net = DHVAE(leapfrog_steps=steps, **TINY)
     discriminator = PairDiscriminator(channels=8)
     calls = []
-    net.autoencoder.decoder.register_forward_hook(lambda *args: calls.append(1))
+    net.output_layer.register_forward_hook(lambda *args: calls.append(1))
     pair = disc_pairs(2)
-    terms = DHVAELoss()(net.forward_flow(pair), pair, discriminator, adversarial=True,
-                        last_layer_weight=net.last_decoder_layer)
+    output = net.forward_flow(pair)
+    terms = DHVAELoss()(output, pair, discriminator, adversarial=True,
+                        output_layer_gradient=lambda loss: net.output_layer_gradient(loss, output))
     terms["loss"].backward()
     assert len(calls) == steps + 1 <= steps + 2
 
@@ -115,6 +116,23 @@ def test_hvae_gradient_differs_from_vae_gradient_through_second_order_terms():
         HamiltonianELBOLoss()(net.forward_flow(pair)).backward()
         grads.append(net.autoencoder.decoder.blocks[0].conv.weight.grad.clone())
     assert not torch.allclose(grads[0], grads[1])
+
+
+def test_output_layer_gradient_matches_autograd_up_to_second_order_flow_terms():
+    torch.manual_seed(0)
+    net = DHVAE(leapfrog_steps=3, **TINY)
+    pair = disc_pairs(4)
+    output = net.forward_flow(pair)
+    loss = (output.reconstruction - pair).abs().sum()
+    (exact,) = torch.autograd.grad(loss, net.output_layer.weight, retain_graph=True)
+    direct = net.output_layer_gradient(loss, output)
+    assert ((direct - exact).norm() / exact.norm()).item() < 1e-3
+    # without a flow there are no other paths: identical
+    vae = DHVAE(leapfrog_steps=0, **TINY)
+    output = vae.forward_flow(pair)
+    loss = output.reconstruction.pow(2).sum()
+    (exact,) = torch.autograd.grad(loss, vae.output_layer.weight, retain_graph=True)
+    torch.testing.assert_close(vae.output_layer_gradient(loss, output), exact, rtol=1e-4, atol=1e-6)
 
 
 def test_rejects_wrong_input_and_configuration():

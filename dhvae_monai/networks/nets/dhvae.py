@@ -33,6 +33,8 @@ class DHVAEOutput(NamedTuple):
         z_0: the posterior sample that starts the flow. z_k: the flow's end point ``z_K``.
         momentum_noise: ``gamma`` with ``rho_0 = gamma / sqrt(beta_0)``; None for ``K = 0``.
         momentum: ``rho_K``; None for ``K = 0``.
+        decoder_features: input of the decoder's output convolution at ``z_K`` (for
+            :meth:`DHVAE.output_layer_gradient`).
     """
 
     reconstruction: torch.Tensor
@@ -45,6 +47,7 @@ class DHVAEOutput(NamedTuple):
     z_k: torch.Tensor
     momentum_noise: torch.Tensor | None
     momentum: torch.Tensor | None
+    decoder_features: torch.Tensor
 
 
 class DHVAE(nn.Module):
@@ -151,9 +154,9 @@ class DHVAE(nn.Module):
         return self.flow.leapfrog_steps
 
     @property
-    def last_decoder_layer(self) -> torch.Tensor:
-        """Weight of the decoder's output convolution (for the adaptive adversarial weight)."""
-        return self.autoencoder.decoder.blocks[-1].conv.weight
+    def output_layer(self) -> nn.Conv2d:
+        """The decoder's output convolution (whose weight the adaptive adversarial weight looks at)."""
+        return self.autoencoder.decoder.blocks[-1].conv
 
     def encode(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """
@@ -174,26 +177,36 @@ class DHVAE(nn.Module):
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder logits ``[B, logit_channels, H, W]`` for latents ``z`` of shape ``[B, *latent_shape]``."""
-        return self.autoencoder.decode(z)
+        return self._decode_with_features(z)[0]
+
+    def _decode_with_features(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``AutoencoderKL.decode`` step by step, also returning the input of the output convolution."""
+        features = self.autoencoder.post_quant_conv(z)
+        *blocks, output_block = self.autoencoder.decoder.blocks
+        for block in blocks:
+            features = block(features)
+        return output_block(features), features
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Expected pairs (image in [0, 1], mask probabilities) for latents ``z``."""
         return self.likelihood.mean(self.decode_logits(z))
 
-    def potential_energy(self, z: torch.Tensor, pair: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def potential_energy(
+        self, z: torch.Tensor, pair: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """
-        ``U(z) = -log p(pair | z) - log N(z; 0, I)`` per sample, with the decoder logits and log-likelihood at ``z``.
+        ``U(z) = -log p(pair | z) - log N(z; 0, I)`` per sample, with what the decoder computed at ``z``.
 
         Args:
             z: latents ``[B, *latent_shape]``.
             pair: observed pairs ``[B, C_img + C_mask, H, W]``.
 
         Returns:
-            ``(U [B], (logits, log_likelihood [B]))``.
+            ``(U [B], (logits, log_likelihood [B], decoder_features))``.
         """
-        logits = self.decode_logits(z)
+        logits, features = self._decode_with_features(z)
         log_likelihood = self.likelihood.log_prob(logits, pair)
-        return -(log_likelihood + standard_normal_log_prob(z)), (logits, log_likelihood)
+        return -(log_likelihood + standard_normal_log_prob(z)), (logits, log_likelihood, features)
 
     def forward_flow(self, pair: torch.Tensor) -> DHVAEOutput:
         """
@@ -213,7 +226,7 @@ class DHVAE(nn.Module):
         z_0 = z_mu + torch.exp(0.5 * z_log_var) * posterior_noise
         momentum_noise = torch.randn_like(z_0) if self.leapfrog_steps > 0 else None
         state = self.flow(z_0, momentum_noise, lambda z: self.potential_energy(z, pair))
-        logits, log_likelihood = state.extras
+        logits, log_likelihood, decoder_features = state.extras
         return DHVAEOutput(
             reconstruction=self.likelihood.mean(logits),
             logits=logits,
@@ -225,6 +238,36 @@ class DHVAE(nn.Module):
             z_k=state.position,
             momentum_noise=momentum_noise,
             momentum=state.momentum,
+            decoder_features=decoder_features,
+        )
+
+    def output_layer_gradient(self, loss: torch.Tensor, output: DHVAEOutput) -> torch.Tensor:
+        """
+        Gradient of a loss of the reconstruction with respect to the output convolution's weight, along the direct
+        path (through the logits at ``z_K``).
+
+        The full gradient also flows through the leapfrog steps, whose gradients of ``U`` depend on the same weight;
+        those second-order paths are scaled by the step size (``1e-3``), change the gradient by about 1e-5 relative
+        (measured on the demo's network), and would cost a backward pass through the whole flow per call. The
+        adaptive adversarial weight calls this twice per iteration.
+
+        Args:
+            loss: scalar computed from ``output.reconstruction`` or ``output.logits`` (graph kept).
+            output: the :meth:`forward_flow` result the loss was computed from.
+
+        Returns:
+            a tensor shaped like ``output_layer.weight``.
+        """
+        (logits_gradient,) = torch.autograd.grad(loss, output.logits, retain_graph=True)
+        conv = self.output_layer
+        return torch.nn.grad.conv2d_weight(
+            output.decoder_features,
+            conv.weight.shape,
+            logits_gradient,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
         )
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
@@ -254,7 +297,7 @@ class DHVAE(nn.Module):
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
-        device = self.last_decoder_layer.device
+        device = self.output_layer.weight.device
         z = torch.randn((num_samples, *self.latent_shape), generator=generator, device=device)
         return self.decode(z)
 
