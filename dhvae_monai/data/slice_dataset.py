@@ -34,8 +34,9 @@ class TumourSliceDataset(Dataset):
         progress: show a progress bar while caching.
 
     Raises:
-        ValueError: a volume without ``image`` / ``label``, image and mask of different shapes, or no slice
-            selected (see :func:`select_tumour_slices`).
+        ValueError: a volume without ``image`` / ``label``, image and mask of different shapes, no slice selected
+            (see :func:`select_tumour_slices`), or a bad input file met by ``volume_transform`` (its own message,
+            naming the file, not MONAI's ``applying transform`` wrapper).
 
     Example::
 
@@ -60,9 +61,17 @@ class TumourSliceDataset(Dataset):
         if isinstance(data, Dataset):
             self.volumes = data
         else:
-            self.volumes = CacheDataset(
-                list(data), transform=volume_transform, cache_rate=1.0, num_workers=cache_num_workers, progress=progress
-            )
+            try:
+                self.volumes = CacheDataset(
+                    list(data), transform=volume_transform, cache_rate=1.0, num_workers=cache_num_workers, progress=progress
+                )
+            except RuntimeError as error:
+                # MONAI wraps a transform's error in "applying transform <...>" RuntimeErrors; surface the
+                # transform's own message (which names the file and the problem) as the last line a user reads
+                cause = _transform_error(error)
+                if isinstance(cause, (ValueError, FileNotFoundError)):
+                    raise type(cause)(str(cause)) from error
+                raise
         areas = []
         self.case_ids = []
         for index in range(len(self.volumes)):
@@ -110,3 +119,10 @@ class TumourSliceDataset(Dataset):
             "slices_per_case": dict(Counter(row["case_id"] for row in rows)),
             "slices_per_bin": dict(sorted(Counter(row["area_bin"] for row in rows).items())),
         }
+
+
+def _transform_error(error: BaseException) -> BaseException:
+    """The exception a transform raised, below MONAI's "applying transform" wrappers."""
+    while isinstance(error, RuntimeError) and str(error).startswith("applying transform") and error.__cause__:
+        error = error.__cause__
+    return error

@@ -51,6 +51,15 @@ def test_slice_transform_and_errors():
         TumourSliceDataset(torch.utils.data.Subset(broken, [0]))
 
 
+def test_bad_volume_error_is_the_transform_message_not_monai_wrapper(tmp_path):
+    make_phantom_dataset(tmp_path / "data", "brats2021", num_cases=1, shape=(16, 16, 12))
+    item = make_datalist(tmp_path / "data", val_fraction=0, test_fraction=0)["training"][0]
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti file")
+    with pytest.raises(ValueError, match=r"cannot read .*broken.nii.gz"):
+        TumourSliceDataset([dict(item, image=[str(broken)])], brats_volume_transforms(spatial_size=(8, 8, 4)))
+
+
 def test_phantom_volumes_to_slices_end_to_end(tmp_path):
     make_phantom_dataset(tmp_path, "brats2021", num_cases=2, shape=(48, 48, 32))
     datalist = make_datalist(tmp_path, val_fraction=0, test_fraction=0)
