@@ -181,8 +181,9 @@ class DHVAETrainer(SupervisedTrainer):
             discriminator.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         with torch.autocast("cuda", enabled=engine.amp, **engine.amp_kwargs):
+            # through the (possibly DistributedDataParallel-wrapped) module's forward, so DDP syncs the gradients
+            output = generator(pair, return_flow=True)
             network = _unwrap(generator)
-            output = network.forward_flow(pair)
             engine.state.output[Keys.PRED] = output.reconstruction
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             terms = engine.loss_function(

@@ -270,17 +270,22 @@ class DHVAE(nn.Module):
             groups=conv.groups,
         )
 
-    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+    def forward(self, pair: torch.Tensor, return_flow: bool = False) -> torch.Tensor | DHVAEOutput:
         """
         Reconstruct a batch of pairs through the flow (stochastic, like MONAI's ``AutoencoderKL``).
 
         Args:
             pair: ``[B, C_img + C_mask, H, W]``.
+            return_flow: return the whole :class:`DHVAEOutput` (as :meth:`forward_flow`). Trainers use this rather
+                than calling :meth:`forward_flow`, so that a ``DistributedDataParallel`` wrapper sees the forward pass
+                and synchronises the gradients.
 
         Returns:
-            the reconstruction, same shape as ``pair``: image in [0, 1] and mask probabilities.
+            the reconstruction, same shape as ``pair`` (image in [0, 1] and mask probabilities), or the
+            :class:`DHVAEOutput` with ``return_flow=True``.
         """
-        return self.forward_flow(pair).reconstruction
+        output = self.forward_flow(pair)
+        return output if return_flow else output.reconstruction
 
     @torch.no_grad()
     def sample(self, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
