@@ -8,6 +8,7 @@ from typing import Any
 __all__ = [
     "DatalistError",
     "TumourSliceDataset",
+    "draw_synthetic_pairs",
     "filter_synthetic_pairs",
     "make_datalist",
     "make_phantom_dataset",
@@ -21,6 +22,7 @@ _EXPORTS = {
     "write_datalist": "dhvae_monai.data.datalists",
     "make_phantom_dataset": "dhvae_monai.data.phantoms",
     "TumourSliceDataset": "dhvae_monai.data.slice_dataset",
+    "draw_synthetic_pairs": "dhvae_monai.data.synthetic",
     "filter_synthetic_pairs": "dhvae_monai.data.synthetic",
 }
 
