@@ -380,10 +380,10 @@ def _write_hecktor(output_dir: Path, layout: str, case_ids: list[str], rngs: lis
 
 
 def _bounding_box_mm(label: np.ndarray, affine: np.ndarray, size_mm: float = 144.0) -> list[float]:
-    """A ``size_mm`` cube (the challenge's box size) centred on the tumour, in world (scanner) millimetres."""
+    """A ``size_mm`` cube (the challenge's box size) centred on the tumour, in ITK's LPS millimetres like the CSV."""
     tumour = np.argwhere(label > 0)
     centre_voxel = tumour.mean(axis=0) if len(tumour) else (np.asarray(label.shape) - 1) / 2.0
-    centre = affine[:3, :3] @ centre_voxel + affine[:3, 3]
+    centre = (affine[:3, :3] @ centre_voxel + affine[:3, 3]) * np.array([-1.0, -1.0, 1.0])  # NIfTI RAS -> LPS
     half = size_mm / 2.0
     return [round(float(v), 2) for c in centre for v in (c - half, c + half)]
 

@@ -9,9 +9,9 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["LABEL_CONVENTIONS", "REGIONS", "TumourRegionsd"]
+__all__ = ["LABEL_CONVENTIONS", "REGIONS", "TumourRegionsd", "unexpected_label_values"]
 
-# raw label value -> structure, per convention
+# raw label value -> structure, per convention (the datalist items' ``label_convention``)
 LABEL_CONVENTIONS: dict[str, dict[int, str]] = {
     "brats2021": {1: "necrotic", 2: "edema", 4: "enhancing"},
     "brats2023": {1: "necrotic", 2: "edema", 3: "enhancing"},
@@ -30,32 +30,78 @@ REGIONS: dict[str, tuple[str, ...]] = {
     "GTVp": ("primary",),
     "GTVn": ("node",),
 }
+# label files are often stored as floats: values this close to an integer count as that integer
+_INTEGER_TOLERANCE = 1e-3
+# label values above this are found by sorting rather than counting
+_MAX_COUNTED_VALUE = 65535
+
+
+def unexpected_label_values(label: torch.Tensor, convention: str) -> list[float]:
+    """
+    Values of a raw label volume that the convention does not define.
+
+    Args:
+        label: raw label volume (any shape).
+        convention: one of :data:`LABEL_CONVENTIONS`; ``binary`` accepts any non-negative integer.
+
+    Returns:
+        the offending values, sorted (empty when the label is valid): non-integers, negatives, and for a named
+        convention any non-zero value it does not list.
+
+    Raises:
+        ValueError: unknown convention.
+
+    Example::
+
+        unexpected_label_values(torch.tensor([0, 1, 2, 3]), "brats2021")  # [3.0]
+    """
+    table = _table(convention)
+    values = _plain(label).flatten()
+    integers = values.round()
+    non_integer = (values - integers).abs() > _INTEGER_TOLERANCE
+    integers = integers[~non_integer]
+    negative = integers < 0
+    unexpected = torch.unique(values[non_integer]).tolist() + torch.unique(integers[negative]).tolist()
+    if convention != "binary":
+        unexpected += [value for value in _distinct(integers[~negative]) if value != 0 and value not in table]
+    return sorted(float(value) for value in unexpected)
+
+
+def _distinct(non_negative_integers: torch.Tensor) -> list[int]:
+    """Distinct values of a tensor of small non-negative integers, by counting (much faster than a sort)."""
+    if non_negative_integers.numel() == 0:
+        return []
+    if float(non_negative_integers.max()) > _MAX_COUNTED_VALUE:
+        return [int(v) for v in torch.unique(non_negative_integers).tolist()]
+    return torch.nonzero(torch.bincount(non_negative_integers.long())).flatten().tolist()
 
 
 class TumourRegionsd(MapTransform):
     """
-    Map a raw label volume to one binary channel per tumour region, checking its values first.
+    Map a raw label volume to one binary channel per tumour region.
 
     Regions: BraTS ``WT`` (whole tumour, every labelled voxel), ``TC`` (tumour core: necrotic / non-enhancing +
-    enhancing), ``ET`` (enhancing); HECKTOR ``GTVp`` (primary), ``GTVn`` (nodes), ``GTV`` (their union). The meaning of
-    the raw values comes from the item's ``label_convention`` (written by
-    :func:`dhvae_monai.data.make_datalist`) or from ``convention``.
+    enhancing, no edema), ``ET`` (enhancing); HECKTOR ``GTVp`` (primary), ``GTVn`` (nodes), ``GTV`` (their union).
+    The meaning of the raw values comes from ``convention`` or from the item's ``label_convention`` (written by
+    :func:`dhvae_monai.data.make_datalist`). Values are mapped, not validated: check them first with
+    :class:`~dhvae_monai.transforms.io.CheckVolumed`. Apply this before any spatial resampling, which cannot
+    interpolate raw label values. Metadata and the applied operations are kept, so the result stays invertible.
 
     Args:
-        keys: label key(s).
+        keys: label key(s), each ``[1, H, W, D]``.
         regions: regions to output, in channel order.
         convention: one of :data:`LABEL_CONVENTIONS`; None reads ``data[convention_key]`` (``binary`` if absent).
         convention_key: item key holding the convention.
-        require_tumour: raise when every region is empty (training data must show a tumour).
-        allow_missing_keys: skip missing keys (inference has no label).
+        allow_missing_keys: skip missing keys (inference items have no label).
 
     Raises:
-        ValueError: unknown region or convention, a region the convention cannot express, label values outside the
-            convention, or an empty mask with ``require_tumour`` — each naming the label file.
+        ValueError: unknown region or convention, a label with several channels, or a region the convention cannot
+            express (e.g. ``GTVn`` from HECKTOR 2021's primary-only labels) — naming the label file.
 
     Example::
 
-        TumourRegionsd("label", regions=("WT", "TC", "ET"))({"label": seg, "label_convention": "brats2021"})
+        regions = TumourRegionsd("label", regions=("WT", "TC", "ET"))
+        mask = regions({"label": seg, "label_convention": "brats2021"})["label"]  # [3, H, W, D] in {0, 1}
     """
 
     def __init__(
@@ -64,64 +110,64 @@ class TumourRegionsd(MapTransform):
         regions: Sequence[str] = ("WT",),
         convention: str | None = None,
         convention_key: str = "label_convention",
-        require_tumour: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        unknown = [r for r in regions if r not in REGIONS]
+        unknown = [region for region in regions if region not in REGIONS]
         if unknown or not regions:
-            raise ValueError(f"unknown tumour region(s) {unknown or list(regions)}; expected some of {sorted(REGIONS)}.")
-        if convention is not None and convention not in LABEL_CONVENTIONS:
-            raise ValueError(f"unknown label convention {convention!r}; expected one of {sorted(LABEL_CONVENTIONS)}.")
+            raise ValueError(f"unknown tumour region(s) {unknown or list(regions)}; expected some of {list(REGIONS)}.")
+        if convention is not None:
+            _table(convention)
         self.regions = tuple(regions)
         self.convention = convention
         self.convention_key = convention_key
-        self.require_tumour = require_tumour
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
-        convention = self.convention or d.get(self.convention_key, "binary")
-        if convention not in LABEL_CONVENTIONS:
-            raise ValueError(f"unknown label convention {convention!r}; expected one of {sorted(LABEL_CONVENTIONS)}.")
+        convention = self.convention or d.get(self.convention_key) or "binary"
         for key in self.key_iterator(d):
             d[key] = self._map(d[key], convention)
         return d
 
     def _map(self, label: torch.Tensor, convention: str) -> torch.Tensor:
-        source = _source(label)
+        table = _table(convention)
         if label.shape[0] != 1:
-            raise ValueError(f"{source}: expected a single-channel label volume, got shape {tuple(label.shape)}.")
-        values = torch.unique(label)
-        table = LABEL_CONVENTIONS[convention]
-        if convention == "binary":
-            unexpected = [v for v in values.tolist() if v < 0 or v != int(v)]
-        else:
-            unexpected = [v for v in values.tolist() if v != 0 and v not in table]
-        if unexpected:
-            expected = "non-negative integers" if convention == "binary" else f"0 and {sorted(table)}"
             raise ValueError(
-                f"{source}: unexpected label value(s) {unexpected} for the {convention!r} convention (expected "
-                f"{expected}); check the dataset layout or the label_convention."
+                f"{_source(label)}: expected a single-channel label volume, got shape {tuple(label.shape)}."
             )
+        values = _plain(label)[0].round().long()
         channels = []
         for region in self.regions:
             structures = REGIONS[region]
             if structures == ("any",):
-                channels.append(label[0] > 0)
+                channels.append(values > 0)
                 continue
-            values_in_region = [v for v, name in table.items() if name in structures]
-            if not values_in_region:
-                raise ValueError(f"{source}: region {region!r} cannot be made from the {convention!r} labels {table}.")
-            channels.append(torch.isin(label[0], torch.tensor(values_in_region, device=label.device)))
+            region_values = [value for value, name in table.items() if name in structures]
+            if not region_values:
+                raise ValueError(
+                    f"{_source(label)}: region {region!r} cannot be made from the {convention!r} labels {table}."
+                )
+            # a lookup table by label value (one gather, not a search per voxel); values the table lacks, clamped,
+            # land on its last entry, which is False
+            in_region = torch.zeros(max(table) + 2, dtype=torch.bool, device=values.device)
+            in_region[region_values] = True
+            channels.append(in_region[values.clamp(0, max(table) + 1)])
         regions = torch.stack(channels).to(torch.float32)
-        if self.require_tumour and not regions.any():
-            raise ValueError(f"{source}: the mask is empty (no {', '.join(self.regions)} voxel) but a tumour is required.")
         if isinstance(label, MetaTensor):
             return MetaTensor(regions, meta=label.meta, applied_operations=label.applied_operations)
         return regions
 
 
-def _source(tensor: torch.Tensor) -> str:
-    if isinstance(tensor, MetaTensor):
-        return str(tensor.meta.get("filename_or_obj", "label"))
-    return "label"
+def _table(convention: str) -> dict[int, str]:
+    if convention not in LABEL_CONVENTIONS:
+        raise ValueError(f"unknown label convention {convention!r}; expected one of {list(LABEL_CONVENTIONS)}.")
+    return LABEL_CONVENTIONS[convention]
+
+
+def _plain(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor without MetaTensor's per-operation metadata handling, which dominates whole-volume reductions."""
+    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else torch.as_tensor(tensor)
+
+
+def _source(label: torch.Tensor) -> str:
+    return str(label.meta.get("filename_or_obj", "label")) if isinstance(label, MetaTensor) else "label"

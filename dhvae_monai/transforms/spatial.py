@@ -1,42 +1,118 @@
-"""Cropping a head-and-neck box in millimetres (HECKTOR), invertibly."""
+"""Invertible crops to the anatomy: the brain's box squared in the axial plane, and a head-and-neck box in mm."""
 
 from __future__ import annotations
 
-from typing import Hashable, Mapping, Sequence
+from typing import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, SpatialCrop
-from monai.transforms.inverse import InvertibleTransform
+from monai.transforms import CropForeground, CropForegroundd, Cropd
+from monai.transforms.utils import is_positive
 
-__all__ = ["CropHeadNeckd"]
+__all__ = ["CropHeadNeckd", "SquareCropForegroundd"]
 
 
-class CropHeadNeckd(MapTransform, InvertibleTransform):
+class SquareCropForegroundd(CropForegroundd):
     """
-    Crop a box of ``box_size_mm`` around the head-and-neck region (HECKTOR's 144 mm boxes by default).
-
-    With the challenge's bounding box in the item (``bounding_box_mm``: x1, x2, y1, y2, z1, z2 in scanner
-    millimetres, from HECKTOR 2021's CSV) the crop is that box. Otherwise, as no mask exists at inference time, the
-    box is centred in-plane on the body (voxels of ``body_key``'s first channel above ``body_threshold``, e.g. CT
-    above -500 HU) and axially on the volume's centre — our choice for volumes already cropped to the head and neck,
-    as the challenges' are. Boxes are clipped to the volume. Invertible (MONAI's ``SpatialCrop``), so predictions can
-    go back to the input's space.
+    MONAI's ``CropForegroundd`` with the box widened about its centre to a square in the axial plane (the first two
+    spatial axes), so that a later resize to square slices keeps the anatomy's aspect ratio. Parts of the square
+    beyond the volume are padded with ``mode``. The axial extent stays the foreground's. A volume without foreground
+    is kept whole. Invertible like ``CropForegroundd``.
 
     Args:
-        keys: keys to crop (image and label).
-        box_size_mm: edge lengths of the box in mm (one value or three).
-        bounding_box_key: item key of the challenge box.
-        body_key: key of the image locating the body.
-        body_channel: channel of ``body_key`` that is thresholded.
-        body_threshold: intensity above which a voxel is body (-500 suits HU; use 0.1 for PET SUV).
+        keys: keys to crop (image and mask).
+        source_key: key whose foreground defines the box (e.g. the normalised image, background 0).
+        select_fn: foreground test on the source's voxels.
+        channel_indices: channels of the source searched for foreground (default: all).
+        margin: voxels added around the foreground before squaring.
+        mode: padding mode of the parts of the box outside the volume.
         allow_missing_keys: skip missing keys.
 
     Example::
 
-        CropHeadNeckd(("image", "label"), box_size_mm=144, body_key="image", body_threshold=0.3)
+        crop = SquareCropForegroundd(("image", "label"), source_key="image")
+        case = crop(case)  # case["image"].shape[1] == case["image"].shape[2]
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        source_key: str,
+        select_fn: Callable = is_positive,
+        channel_indices: Sequence[int] | None = None,
+        margin: Sequence[int] | int = 0,
+        mode: str = "constant",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(
+            keys,
+            source_key,
+            select_fn=select_fn,
+            channel_indices=channel_indices,
+            margin=margin,
+            mode=mode,
+            start_coord_key=None,
+            end_coord_key=None,
+            allow_missing_keys=allow_missing_keys,
+        )
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor], lazy: bool | None = None) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        source = d[self.source_key]
+        box_start, box_end = (np.asarray(v, dtype=np.int64) for v in self.cropper.compute_bounding_box(img=source))
+        if np.any(box_end <= box_start):
+            box_start, box_end = np.zeros_like(box_start), np.asarray(source.shape[1:], dtype=np.int64)
+        side = int((box_end - box_start)[:2].max())
+        box_start[:2] -= (side - (box_end - box_start)[:2]) // 2
+        box_end[:2] = box_start[:2] + side
+        for key, mode in self.key_iterator(d, self.mode):
+            d[key] = self.cropper.crop_pad(img=d[key], box_start=box_start, box_end=box_end, mode=mode)
+        return d
+
+
+class CropHeadNeckd(Cropd):
+    """
+    Crop a head-and-neck box: the challenge's bounding box when the item has one, else a ``box_size_mm`` box.
+
+    HECKTOR 2021 gives a 144 mm box per patient (``*bbox*.csv``, put in each item's ``bounding_box_mm`` as
+    x1, x2, y1, y2, z1, z2 by :func:`dhvae_monai.data.make_datalist`). The challenge computed these boxes with
+    SimpleITK, so they are in ITK's LPS physical coordinates (``bounding_box_space="LPS"``); NIfTI/MONAI world
+    coordinates are RAS (x and y negated). Without a box, the ``box_size_mm`` box is centred by ``centre``:
+
+    - ``"body"`` (default, needs no label, so it is the same at training and inference): in-plane on the centroid
+      of the body, axially on the middle of the body's extent. The body is the voxels of the first channel named in
+      ``body_thresholds`` (by the item's ``modalities_key``) above its threshold: CT above -500 HU, else PET above
+      0.3 SUV. This suits scans already limited to the head and neck, as HECKTOR's are; for whole-body scans give
+      boxes.
+    - ``"label"``: on the centre of the mask's bounding box (training data only: it fails without a mask).
+
+    Parts of the box beyond the volume are padded with ``mode`` (so the box keeps its physical size) and the
+    crop is invertible (MONAI's ``CropForeground.crop_pad``). Run it on raw intensities (the thresholds are in HU
+    and SUV), after ``Orientationd``.
+
+    Args:
+        keys: keys to crop (image and mask).
+        box_size_mm: edge lengths of the box in mm (one value or three).
+        bounding_box_key: item key of the challenge box.
+        bounding_box_space: ``"LPS"`` (HECKTOR's CSV) or ``"RAS"`` (NIfTI world coordinates).
+        centre: ``"body"`` or ``"label"``, used without a challenge box.
+        image_key: key of the image locating the body (and giving the voxel grid).
+        modalities_key: item key naming the image's channels.
+        body_thresholds: modality name -> intensity above which a voxel is body; the first present is used.
+        label_key: key of the mask for ``centre="label"``.
+        mode: padding mode outside the volume.
+        allow_missing_keys: skip missing keys.
+
+    Raises:
+        ValueError: unknown ``centre`` or ``bounding_box_space``, a box outside the volume, or ``centre="label"``
+            without a tumour voxel — naming the image file.
+
+    Example::
+
+        crop = CropHeadNeckd(("image", "label"), box_size_mm=144.0)
+        case = crop({"image": pet_ct, "label": gtv, "modalities": ["pt", "ct"], "bounding_box_mm": box})
     """
 
     def __init__(
@@ -44,54 +120,84 @@ class CropHeadNeckd(MapTransform, InvertibleTransform):
         keys: KeysCollection,
         box_size_mm: float | Sequence[float] = 144.0,
         bounding_box_key: str = "bounding_box_mm",
-        body_key: str = "image",
-        body_channel: int = 0,
-        body_threshold: float = -500.0,
+        bounding_box_space: str = "LPS",
+        centre: str = "body",
+        image_key: str = "image",
+        modalities_key: str = "modalities",
+        body_thresholds: Mapping[str, float] | None = None,
+        label_key: str = "label",
+        mode: str = "constant",
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.box_size_mm = np.broadcast_to(np.asarray(box_size_mm, dtype=np.float64), (3,))
+        super().__init__(keys, cropper=CropForeground(), allow_missing_keys=allow_missing_keys)
+        if centre not in ("body", "label"):
+            raise ValueError(f"centre must be 'body' or 'label', got {centre!r}.")
+        if bounding_box_space not in ("LPS", "RAS"):
+            raise ValueError(f"bounding_box_space must be 'LPS' or 'RAS', got {bounding_box_space!r}.")
+        self.box_size_mm = np.broadcast_to(np.asarray(box_size_mm, dtype=np.float64), (3,)).copy()
         self.bounding_box_key = bounding_box_key
-        self.body_key = body_key
-        self.body_channel = body_channel
-        self.body_threshold = body_threshold
+        self.bounding_box_space = bounding_box_space
+        self.centre = centre
+        self.image_key = image_key
+        self.modalities_key = modalities_key
+        self.body_thresholds = dict(body_thresholds if body_thresholds is not None else {"ct": -500.0, "pt": 0.3})
+        self.label_key = label_key
+        self.mode = mode
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor], lazy: bool | None = None) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
-        reference = d[self.body_key]
-        start, end = self._roi(reference, d.get(self.bounding_box_key))
-        cropper = SpatialCrop(roi_start=start, roi_end=end)
-        for key in self.key_iterator(d):
-            d[key] = cropper(d[key])
-        return d
-
-    def _roi(self, image: MetaTensor, box_mm: Sequence[float] | None) -> tuple[list[int], list[int]]:
-        affine = np.asarray(image.affine, dtype=np.float64)
+        image = d[self.image_key]
+        box = d.get(self.bounding_box_key)
+        box_start, box_end = self._challenge_box(image, box) if box is not None else self._centred_box(d, image)
         shape = np.asarray(image.shape[1:])
-        spacing = np.linalg.norm(affine[:3, :3], axis=0)
-        if box_mm is not None:
-            corners_world = np.array([[box_mm[0], box_mm[2], box_mm[4]], [box_mm[1], box_mm[3], box_mm[5]]])
-            corners = (np.linalg.inv(affine) @ np.c_[corners_world, np.ones(2)].T)[:3].T
-            start = np.floor(corners.min(0) + 0.5)
-            end = start + np.round(corners.max(0) - corners.min(0))
-        else:
-            body = torch.as_tensor(image[self.body_channel]) > self.body_threshold
-            centre = (shape - 1) / 2.0
-            if body.any():
-                in_plane = torch.nonzero(body.any(dim=-1)).float().mean(0).numpy()
-                centre[:2] = in_plane
-            half = self.box_size_mm / spacing / 2.0
-            start, end = np.round(centre - half), np.round(centre + half)
-        start = np.clip(start, 0, shape).astype(int)
-        end = np.clip(end, 0, shape).astype(int)
-        if np.any(end - start < 2):
+        if np.any(np.minimum(box_end, shape) - np.maximum(box_start, 0) < 1):
             raise ValueError(
-                f"{image.meta.get('filename_or_obj', 'image')}: the head-and-neck box {box_mm} lies outside the volume."
+                f"{_source(image)}: the head-and-neck box (voxels {box_start.tolist()} to {box_end.tolist()}) lies "
+                f"outside the volume of shape {tuple(shape)}; check {self.bounding_box_key!r} and its coordinates."
             )
-        return start.tolist(), end.tolist()
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = SpatialCrop(roi_start=[0, 0, 0], roi_end=[1, 1, 1]).inverse(d[key])
+            d[key] = self.cropper.crop_pad(img=d[key], box_start=box_start, box_end=box_end, mode=self.mode)
         return d
+
+    def _challenge_box(self, image: torch.Tensor, box_mm: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        x1, x2, y1, y2, z1, z2 = (float(v) for v in box_mm)
+        corners = np.array([[x, y, z, 1.0] for x in (x1, x2) for y in (y1, y2) for z in (z1, z2)])
+        if self.bounding_box_space == "LPS":
+            corners[:, :2] *= -1.0
+        voxels = (np.linalg.inv(_affine(image)) @ corners.T)[:3].T
+        return np.round(voxels.min(0)).astype(np.int64), np.round(voxels.max(0)).astype(np.int64)
+
+    def _centred_box(self, d: Mapping[Hashable, torch.Tensor], image: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        shape = np.asarray(image.shape[1:])
+        if self.centre == "label":
+            label = d.get(self.label_key)
+            foreground = torch.nonzero(torch.as_tensor(label).any(0)) if label is not None else torch.empty(0, 3)
+            if len(foreground) == 0:
+                raise ValueError(f"{_source(image)}: centre='label' needs a mask with a tumour voxel.")
+            centre = (foreground.min(0).values + foreground.max(0).values).double().numpy() / 2.0
+        else:
+            centre = (shape - 1) / 2.0
+            body = self._body(d, image)
+            if body is not None and body.any():
+                voxels = torch.nonzero(body).double()
+                centre[:2] = voxels[:, :2].mean(0).numpy()
+                centre[2] = float(voxels[:, 2].min() + voxels[:, 2].max()) / 2.0
+        spacing = np.linalg.norm(_affine(image)[:3, :3], axis=0)
+        size = np.maximum(np.round(self.box_size_mm / spacing), 1).astype(np.int64)
+        box_start = np.round(centre - (size - 1) / 2.0).astype(np.int64)
+        return box_start, box_start + size
+
+    def _body(self, d: Mapping[Hashable, torch.Tensor], image: torch.Tensor) -> torch.Tensor | None:
+        names = list(d.get(self.modalities_key) or [])
+        for name, threshold in self.body_thresholds.items():
+            if name in names and len(names) == image.shape[0]:
+                return torch.as_tensor(image[names.index(name)]) > threshold
+        return None
+
+
+def _affine(image: torch.Tensor) -> np.ndarray:
+    return np.asarray(image.affine if isinstance(image, MetaTensor) else np.eye(4), dtype=np.float64)
+
+
+def _source(image: torch.Tensor) -> str:
+    return str(image.meta.get("filename_or_obj", "image")) if isinstance(image, MetaTensor) else "image"

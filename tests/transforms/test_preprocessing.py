@@ -2,199 +2,303 @@ from __future__ import annotations
 
 import gzip
 import re
+import warnings
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.bundle import ConfigParser
+from monai.data import CacheDataset, DataLoader, MetaTensor, PersistentDataset
+from monai.transforms import Invertd, LoadImage
 
-from dhvae_monai.data import make_datalist, make_phantom_dataset
-from dhvae_monai.transforms import (
-    CropHeadNeckd,
-    LoadTumourCased,
-    NormalizeByModalityd,
-    TumourRegionsd,
-    brats_volume_transforms,
-    hecktor_volume_transforms,
-)
+from dhvae_monai.transforms.io import CHANNEL_FILES
+from dhvae_monai.transforms.preprocessing import brats_volume_transforms, hecktor_volume_transforms
 
-SMALL = (32, 32, 16)
+SMALL = (64, 64, 32)
+BRATS_SEQUENCES = ("flair", "t1", "t1ce", "t2")
 
 
-def _check_volume(volume, image_channels, mask_channels, size=SMALL):
+def check_volume(volume, image_channels, mask_channels, size=SMALL):
+    """The shared contract of a preprocessed volume; returns (image, label)."""
     image, label = volume["image"], volume["label"]
     assert tuple(image.shape) == (image_channels, *size) and tuple(label.shape) == (mask_channels, *size)
     assert image.dtype == torch.float32 and label.dtype == torch.float32
     assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
-    assert set(label.unique().tolist()) == {0.0, 1.0}
+    assert set(label.unique().tolist()) <= {0.0, 1.0}
+    assert all(float(label[c].sum()) > 0 for c in range(mask_channels))  # tumour in every region
     assert nib.aff2axcodes(np.asarray(image.affine)) == ("R", "A", "S")  # axial = last axis
+    np.testing.assert_allclose(np.asarray(label.affine), np.asarray(image.affine))
     return image, label
 
 
-def test_real_brats2018_case_all_sequences_and_regions(real_data_dir):
-    item = make_datalist(real_data_dir / "brats" / "brainy_Brats18_2013_2_1", val_fraction=0, test_fraction=0)["training"][0]
-    volume = brats_volume_transforms(
-        modalities=("t2", "flair"), regions=("WT", "TC", "ET"), spatial_size=SMALL, mri_scaling="volume"
-    )(item)
-    image, label = _check_volume(volume, 2, 3)
-    assert image.meta["modalities"] == ["t2", "flair"]  # channels in the requested order
-    whole, core, enhancing = (label[c].sum() for c in range(3))
-    assert whole >= core >= enhancing > 0  # nested BraTS regions
-    assert float(image[0].max()) == pytest.approx(1.0)
-    assert volume["case_id"] == "Brats18_2013_2_1"
-
-
-def test_real_brats2015_custom_layout_z_scored(real_data_dir):
-    root = real_data_dir / "brats" / "deepmedic_brats2015_brats_2013_pat0001_1"
-    item = make_datalist(
-        root, layout="custom", patterns={"flair": "Flair_*.nii.gz", "t1ce": "T1c_*.nii.gz", "label": "OTMultiClass.nii.gz"},
-        label_convention="brats2015", val_fraction=0, test_fraction=0,
-    )["training"][0]
-    image, label = _check_volume(brats_volume_transforms(modalities=("flair", "t1ce"), regions=("WT", "TC"), spatial_size=SMALL)(item), 2, 2)
-    # negative z-scores: the background (volume minimum) maps to 0, the brain spreads over [0, 1]
-    assert float(image[0].mean()) > 0.05
-
-
-def test_real_hecktor2020_case_pet_ct(real_data_dir):
-    item = make_datalist(real_data_dir / "hecktor", val_fraction=0, test_fraction=0)["training"][0]
-    image, label = _check_volume(hecktor_volume_transforms(modalities=("pt", "ct"), spatial_size=SMALL)(item), 2, 1)
-    pet, ct = image
-    assert float(pet[label[0] > 0].mean()) > 3 * float(pet[label[0] == 0].mean())  # hot tumour
-
-
-def test_hecktor_phantom_pet_resampled_and_regions(tmp_path):
-    make_phantom_dataset(tmp_path, "hecktor2022", num_cases=1)
-    item = make_datalist(tmp_path, val_fraction=0, test_fraction=0)["training"][0]
-    loaded = LoadTumourCased(modalities=("pt", "ct"), reference_modality="ct", resample_modalities=("pt",))(item)
-    assert loaded["image"].shape[1:] == loaded["label"].shape[1:] == (96, 96, 48)  # PET now on the CT grid
-    volume = hecktor_volume_transforms(modalities=("pt",), regions=("GTVp", "GTVn"), spatial_size=SMALL)(item)
-    _, label = _check_volume(volume, 1, 2)
-    assert label[0].sum() > 0 and label[1].sum() > 0 and not (label[0] * label[1]).any()
-
-
-def test_msd_4d_channels_selected_by_name(tmp_path):
-    make_phantom_dataset(tmp_path, "msd", num_cases=1, shape=(32, 32, 24))
-    item = make_datalist(tmp_path, val_fraction=0, test_fraction=0)["training"][0]
-    t2_only = LoadTumourCased(modalities=("t2",))(item)
-    everything = LoadTumourCased()(item)
-    torch.testing.assert_close(t2_only["image"][0], everything["image"][3])
-    _check_volume(brats_volume_transforms(modalities=("t1ce",), spatial_size=SMALL)(item), 1, 1)
-
-
-def test_mask_interpolation_stays_binary(tmp_path):
-    make_phantom_dataset(tmp_path, "brats2021", num_cases=1, shape=(32, 32, 24))
-    item = make_datalist(tmp_path, val_fraction=0, test_fraction=0)["training"][0]
-    nearest = brats_volume_transforms(spatial_size=(20, 20, 10))(item)["label"]
-    linear = brats_volume_transforms(spatial_size=(20, 20, 10), mask_interpolation="linear")(item)["label"]
-    for label in (nearest, linear):
-        assert set(label.unique().tolist()) == {0.0, 1.0}
-    assert abs(float(nearest.sum()) - float(linear.sum())) < 0.25 * float(nearest.sum())
-    with pytest.raises(ValueError, match="mask_interpolation"):
-        brats_volume_transforms(mask_interpolation="cubic")
-
-
-def test_intensity_rules_per_modality():
-    ct = torch.tensor([-1000.0, -200.0, 50.0, 300.0, 2000.0]).view(1, 5, 1, 1)
-    pet = torch.tensor([0.0, 2.5, 5.0, 10.0, 30.0]).view(1, 5, 1, 1)
-    out = NormalizeByModalityd("image", modalities=("ct", "pt"))({"image": torch.cat([ct, pet])})["image"]
-    torch.testing.assert_close(out[0].flatten(), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
-    torch.testing.assert_close(out[1].flatten(), torch.tensor([0.0, 0.25, 0.5, 1.0, 1.0]))
-    mri = torch.zeros(1, 4, 4, 2)
-    mri[0, 1:3, 1:3, 0] = torch.tensor([[10.0, 20.0], [30.0, 40.0]])
-    mri[0, 1:3, 1:3, 1] = torch.tensor([[100.0, 100.0], [100.0, 200.0]])
-    per_slice = NormalizeByModalityd("image", modalities=("flair",), mri_percentiles=(0, 100), mri_scaling="slice")({"image": mri})["image"]
-    assert float(per_slice[0, 1, 1, 0]) == 0.0 and float(per_slice[0, 2, 2, 0]) == 1.0 and float(per_slice[0, 2, 2, 1]) == 1.0
-    assert float(per_slice[0, 0, 0, 0]) == 0.0  # background stays 0
-    with pytest.raises(ValueError, match="unknown modality"):
-        NormalizeByModalityd("image", modalities=("dwi",))({"image": mri})
-
-
-def test_tumour_regions_per_convention():
-    seg = torch.tensor([0, 1, 2, 4]).view(1, 4, 1, 1).float()
-    regions = TumourRegionsd("label", regions=("WT", "TC", "ET"))({"label": seg, "label_convention": "brats2021"})["label"]
-    assert regions[:, :, 0, 0].tolist() == [[0, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 1]]
-    msd = torch.tensor([0, 1, 2, 3]).view(1, 4, 1, 1).float()  # 1 edema, 2 non-enhancing, 3 enhancing
-    regions = TumourRegionsd("label", regions=("TC",), convention="msd")({"label": msd})["label"]
-    assert regions[0, :, 0, 0].tolist() == [0, 0, 1, 1]
-    hecktor = torch.tensor([0, 1, 2]).view(1, 3, 1, 1).float()
-    regions = TumourRegionsd("label", regions=("GTVp", "GTVn", "GTV"), convention="hecktor2022")({"label": hecktor})["label"]
-    assert regions[:, :, 0, 0].tolist() == [[0, 1, 0], [0, 0, 1], [0, 1, 1]]
-    with pytest.raises(ValueError, match="cannot be made"):
-        TumourRegionsd("label", regions=("GTVn",), convention="hecktor2021")({"label": hecktor.clamp(max=1)})
-
-
-def test_hecktor_crop_uses_the_challenge_box(tmp_path):
-    make_phantom_dataset(tmp_path, "hecktor2021", num_cases=1)
-    item = make_datalist(tmp_path, val_fraction=0, test_fraction=0)["training"][0]
-    loaded = TumourRegionsd("label")(LoadTumourCased(modalities=("ct",))(item))
-    cropped = CropHeadNeckd(("image", "label"))(loaded)
-    # 144 mm = 72 voxels in-plane and 48 axially, less what falls outside the 96 x 96 x 48 volume
-    assert all(60 <= n <= 72 for n in cropped["image"].shape[1:3]) and cropped["image"].shape[3] <= 48
-    assert cropped["image"].shape[1:] != loaded["image"].shape[1:]
-    assert float(cropped["label"].sum()) == float(loaded["label"].sum())  # the tumour is inside the box
-    without_box = CropHeadNeckd(("image", "label"))({k: v for k, v in loaded.items() if k != "bounding_box_mm"})
-    assert tuple(without_box["image"].shape[1:]) == (72, 72, 48)  # centred: the whole 144 mm axial extent
-
-
-# ----------------------------------------------------------------------------------------------- bad inputs
-def _write(path, array, affine=None):
-    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4) if affine is None else affine), str(path))
-    return str(path)
+# --------------------------------------------------------------------------------------------------------- real data
+@pytest.fixture
+def brats2018(real_data_dir):
+    folder = real_data_dir / "brats" / "brainy_Brats18_2013_2_1"
+    return {
+        "image": [str(folder / f"Brats18_2013_2_1_{name}.nii.gz") for name in BRATS_SEQUENCES],
+        "label": str(folder / "Brats18_2013_2_1_seg.nii.gz"),
+        "case_id": "Brats18_2013_2_1",
+        "modalities": list(BRATS_SEQUENCES),
+        "label_convention": "brats2021",
+    }
 
 
 @pytest.fixture
-def good_case(tmp_path):
-    image = np.random.default_rng(0).uniform(1, 100, (16, 16, 8)).astype(np.float32)
-    label = np.zeros((16, 16, 8), np.uint8)
-    label[4:8, 4:8, 2:6] = 2
+def hecktor2020(real_data_dir):
+    folder = real_data_dir / "hecktor" / "CHGJ015"
     return {
-        "image": [_write(tmp_path / "flair.nii.gz", image)],
-        "label": _write(tmp_path / "seg.nii.gz", label),
-        "modalities": ["flair"],
-        "label_convention": "brats2021",
-        "case_id": "case",
-    }, image, label
-
-
-def test_bad_inputs_name_the_file_and_problem(tmp_path, good_case):
-    item, image, label = good_case
-    transform = brats_volume_transforms(spatial_size=(8, 8, 4))
-    assert transform(item)["label"].sum() > 0
-
-    truncated = tmp_path / "truncated.nii.gz"
-    truncated.write_bytes(gzip.compress((tmp_path / "flair.nii.gz").read_bytes())[:300])
-    cases = {
-        "truncated": (dict(item, image=[str(truncated)]), "cannot read .*truncated.nii.gz"),
-        "not nifti": (dict(item, image=[str(_text(tmp_path / "notes.nii.gz"))]), "cannot read .*notes.nii.gz"),
-        "missing": (dict(item, image=[str(tmp_path / "absent.nii.gz")]), "cannot read .*absent.nii.gz"),
-        "shape": (dict(item, image=[_write(tmp_path / "small.nii.gz", image[:8])]), "small.nii.gz.*not on the same grid.*shape"),
-        "affine": (dict(item, image=[_write(tmp_path / "moved.nii.gz", image, np.diag([2.0, 2.0, 2.0, 1.0]))]), "moved.nii.gz.*not on the same grid"),
-        "4d": (dict(item, image=[_write(tmp_path / "four.nii.gz", np.stack([image, image], -1))]), "four.nii.gz: expected a 3D volume, got a 4D"),
-        "nan": (dict(item, image=[_write(tmp_path / "nan.nii.gz", np.where(image > 90, np.nan, image))]), "nan.nii.gz: .* NaN or infinite"),
-        "labels": (dict(item, label=_write(tmp_path / "seg3.nii.gz", np.where(label > 0, 3, 0).astype(np.uint8))), r"seg3.nii.gz: unexpected label value\(s\) \[3.0\]"),
-        "empty": (dict(item, label=_write(tmp_path / "empty.nii.gz", np.zeros_like(label))), "empty.nii.gz: the mask is empty"),
-        "4d label": (dict(item, label=_write(tmp_path / "seg4d.nii.gz", np.stack([label, label], -1))), "seg4d.nii.gz: expected a 3D volume"),
+        "image": [str(folder / "CHGJ015_pt.nii.gz"), str(folder / "CHGJ015_ct.nii.gz")],
+        "label": str(folder / "CHGJ015_ct_gtvt.nii.gz"),
+        "case_id": "CHGJ015",
+        "modalities": ["pt", "ct"],
+        "label_convention": "hecktor2021",
     }
-    for name, (bad_item, message) in cases.items():
-        assert re.search(message, _error_of(transform, bad_item)), name
-    assert "has modalities ['flair'], not ['t2']" in _error_of(brats_volume_transforms(modalities=("t2",)), item)
-    # inference-time items without a mask load fine, and an empty mask is allowed when not required
-    assert "label" not in brats_volume_transforms(spatial_size=(8, 8, 4))({k: v for k, v in item.items() if k != "label"})
-    empty = dict(item, label=str(tmp_path / "empty.nii.gz"))
-    assert brats_volume_transforms(spatial_size=(8, 8, 4), require_tumour=False)(empty)["label"].sum() == 0
 
 
-def _error_of(transform, item) -> str:
-    """The message of the ValueError a pipeline raises (MONAI's Compose wraps it in a RuntimeError)."""
-    with pytest.raises((ValueError, RuntimeError)) as error:
+def test_real_brats2018_four_sequences_nested_regions(brats2018):
+    transform = brats_volume_transforms(
+        modalities=("t2", "flair"), regions=("WT", "TC", "ET"), spatial_size=SMALL, mri_scaling="volume"
+    )
+    volume = transform(brats2018)
+    image, label = check_volume(volume, 2, 3)
+    assert volume["modalities"] == ["t2", "flair"] and volume["case_id"] == "Brats18_2013_2_1"
+    assert image.meta[CHANNEL_FILES] == [brats2018["image"][3], brats2018["image"][0]]  # channels in requested order
+    assert bool((label[1] <= label[0]).all() and (label[2] <= label[1]).all())  # ET within TC within WT
+    assert float(image[0].max()) == 1.0 and float(image[1].max()) == 1.0
+    # the squared brain box fills the frame: little background left in the middle slice
+    assert float((image[0, :, :, 16] > 0).float().mean()) > 0.5
+
+
+def test_real_brats2015_z_scored_custom_case_per_slice(real_data_dir):
+    folder = real_data_dir / "brats" / "deepmedic_brats2015_brats_2013_pat0001_1"
+    item = {
+        "image": [str(folder / "Flair_subtrMeanDivStd.nii.gz"), str(folder / "T1c_subtrMeanDivStd.nii.gz")],
+        "label": str(folder / "OTMultiClass.nii.gz"),
+        "case_id": "brats_2013_pat0001_1",
+        "modalities": ["flair", "t1ce"],
+        "label_convention": "brats2015",
+    }
+    volume = brats_volume_transforms(modalities=("flair", "t1ce"), regions=("WT", "TC", "ET"), spatial_size=SMALL)(item)
+    image, label = check_volume(volume, 2, 3)
+    # cropped to the brain's axial extent, each slice shows brain and spans [0, 1] (the paper's per-slice min-max);
+    # the negative z-score background became 0
+    assert bool((image.amax(dim=(1, 2)) == 1.0).all()) and bool((image.amin(dim=(1, 2)) == 0.0).all())
+    corners = image[:, [0, -1]][:, :, [0, -1]]
+    assert float(corners.abs().sum()) == 0.0
+    # labels 1 necrosis, 3 non-enhancing, 4 enhancing make the core; 2 edema only the whole tumour
+    assert float(label[0].sum()) > float(label[1].sum()) > float(label[2].sum())
+
+
+def test_real_hecktor2020_pet_ct(hecktor2020):
+    volume = hecktor_volume_transforms(modalities=("pt", "ct"), spatial_size=SMALL)(hecktor2020)
+    image, label = check_volume(volume, 2, 1)
+    pet, ct = image
+    tumour = label[0] > 0
+    assert float(pet[tumour].mean()) > 4 * float(pet[~tumour].mean())  # FDG-avid tumour
+    assert 0.2 < float(ct[tumour].mean()) < 0.9  # soft tissue inside the [-200, 300] HU window
+    pet_only = hecktor_volume_transforms(spatial_size=SMALL, mask_interpolation="linear")(hecktor2020)
+    check_volume(pet_only, 1, 1)
+    assert pet_only["modalities"] == ["pt"]
+
+
+def test_real_hecktor_challenge_box_in_lps_mm(hecktor2020):
+    mask = nib.load(hecktor2020["label"])
+    voxels = np.argwhere(np.asarray(mask.dataobj) > 0)
+    ras = nib.affines.apply_affine(mask.affine, np.stack([voxels.min(0), voxels.max(0)]))
+    lps = ras * np.array([-1.0, -1.0, 1.0])
+    low, high = lps.min(0) - 10.0, lps.max(0) + 10.0  # the tumour's box with a 10 mm margin, as the CSV stores it
+    box = [low[0], high[0], low[1], high[1], low[2], high[2]]
+    volume = hecktor_volume_transforms(spatial_size=(32, 32, 16))(dict(hecktor2020, bounding_box_mm=box))
+    _, label = check_volume(volume, 1, 1, size=(32, 32, 16))
+    assert float(label.mean()) > 0.03  # the tumour fills much of its own box (of a 144 mm box: < 0.001)
+
+
+def test_real_hecktor_inverse_back_to_the_mask_grid(hecktor2020):
+    transform = hecktor_volume_transforms()
+    volume = transform(hecktor2020)
+    image = volume["image"]  # at inference a prediction carries the image's history
+    prediction = MetaTensor(volume["label"].as_tensor(), meta=image.meta, applied_operations=image.applied_operations)
+    invert = Invertd("pred", transform=transform, orig_keys="image", nearest_interp=True)
+    restored = invert(dict(volume, pred=prediction))["pred"]
+    original = LoadImage(image_only=True, ensure_channel_first=True)(hecktor2020["label"])
+    assert tuple(restored.shape) == tuple(original.shape)
+    np.testing.assert_allclose(np.asarray(restored.affine), np.asarray(original.affine), atol=1e-4)
+    overlap = float(((restored > 0.5) & (original > 0)).sum())
+    assert 2 * overlap / (float((restored > 0.5).sum()) + float(original.sum())) > 0.8  # Dice of a 2.5 ml tumour
+
+    inference = transform({key: value for key, value in hecktor2020.items() if key != "label"})
+    assert "label" not in inference and tuple(inference["image"].shape) == (1, 128, 128, 64)
+
+
+# ------------------------------------------------------------------------------------------------------ small cases
+LPS = np.diag([-4.0, -4.0, 4.0, 1.0])
+SHAPE = (24, 24, 16)
+
+
+def write(path, array, affine=LPS):
+    nib.save(nib.Nifti1Image(np.asarray(array), affine), str(path))
+    return str(path)
+
+
+def brain_array(seed=0, shape=SHAPE):
+    rng = np.random.default_rng(seed)
+    volume = np.zeros(shape, np.float32)
+    volume[4:20, 3:21, 2:14] = rng.uniform(100, 900, (16, 18, 12))
+    return volume
+
+
+def seg_array(value=2, shape=SHAPE):
+    seg = np.zeros(shape, np.uint8)
+    seg[8:14, 8:14, 5:10] = value
+    seg[10:12, 10:12, 6:8] = 4 if value == 2 else value
+    return seg
+
+
+@pytest.fixture
+def small_case(tmp_path):
+    return {
+        "image": [write(tmp_path / "flair.nii.gz", brain_array(0)), write(tmp_path / "t1.nii.gz", brain_array(1))],
+        "label": write(tmp_path / "seg.nii.gz", seg_array()),
+        "case_id": "small",
+        "modalities": ["flair", "t1"],
+        "label_convention": "brats2021",
+    }
+
+
+def test_msd_4d_file_gives_the_same_channels_as_separate_files(tmp_path, small_case):
+    four_d = write(tmp_path / "BRATS_001.nii.gz", np.stack([brain_array(s) for s in range(4)], axis=-1))
+    msd_seg = np.where(seg_array() == 4, 3, np.where(seg_array() > 0, 1, 0)).astype(np.uint8)  # brats2021 -> msd
+    msd = {
+        "image": four_d,
+        "label": write(tmp_path / "BRATS_001_label.nii.gz", msd_seg),
+        "case_id": "BRATS_001",
+        "modalities": list(BRATS_SEQUENCES),
+        "label_convention": "msd",
+    }
+    transform = brats_volume_transforms(modalities=("t1",), regions=("WT", "ET"), spatial_size=(16, 16, 8))
+    from_4d = transform(msd)
+    from_files = transform(small_case)
+    check_volume(from_4d, 1, 2, size=(16, 16, 8))
+    torch.testing.assert_close(from_4d["image"].as_tensor(), from_files["image"].as_tensor())
+    torch.testing.assert_close(from_4d["label"].as_tensor(), from_files["label"].as_tensor())
+
+
+def test_mask_interpolation_options_stay_binary(small_case):
+    nearest = brats_volume_transforms(spatial_size=(10, 10, 6))(small_case)["label"]
+    linear = brats_volume_transforms(spatial_size=(10, 10, 6), mask_interpolation="linear")(small_case)["label"]
+    for label in (nearest, linear):
+        assert set(label.unique().tolist()) == {0.0, 1.0}
+    assert abs(float(nearest.sum()) - float(linear.sum())) <= 0.3 * float(nearest.sum())
+    whole = brats_volume_transforms(spatial_size=(12, 12, 8), crop_foreground=False)(small_case)
+    check_volume(whole, 1, 1, size=(12, 12, 8))
+    with pytest.raises(ValueError, match="mask_interpolation"):
+        brats_volume_transforms(mask_interpolation="cubic")
+    with pytest.raises(ValueError, match="mri_scaling"):
+        brats_volume_transforms(mri_scaling="histogram")
+    with pytest.raises(ValueError, match="spatial_size"):
+        hecktor_volume_transforms(spatial_size=(128, 128))
+
+
+def test_inference_items_without_mask(small_case):
+    unlabelled = {key: value for key, value in small_case.items() if key != "label"}
+    volume = brats_volume_transforms(spatial_size=(16, 16, 8))(unlabelled)
+    assert "label" not in volume and tuple(volume["image"].shape) == (1, 16, 16, 8)
+
+
+def test_cache_dataset_and_bundle_config(small_case, tmp_path):
+    config = ConfigParser(
+        {
+            "transform": {
+                "_target_": "dhvae_monai.transforms.preprocessing.brats_volume_transforms",
+                "modalities": ["t1", "flair"],
+                "regions": ["WT", "ET"],
+                "spatial_size": [16, 16, 8],
+            }
+        }
+    )
+    transform = config.get_parsed_content("transform")
+    other = dict(small_case, case_id="other", image=small_case["image"][::-1], modalities=["t1", "flair"])
+    dataset = CacheDataset([small_case, other], transform=transform, progress=False)
+    batch = next(iter(DataLoader(dataset, batch_size=2)))
+    assert tuple(batch["image"].shape) == (2, 2, 16, 16, 8) and tuple(batch["label"].shape) == (2, 2, 16, 16, 8)
+    assert batch["case_id"] == ["small", "other"]
+    torch.testing.assert_close(batch["image"][0, 0], batch["image"][1, 0])  # t1 first, whatever the file order
+    # MONAI's PersistentDataset stores plain tensors by default (its safe loading rejects the NIfTI header in meta)
+    on_disk = PersistentDataset([small_case], transform=transform, cache_dir=tmp_path / "cache")
+    on_disk[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a cache file that fails to load is only a warning, then recomputed
+        from_disk = on_disk[0]
+    torch.testing.assert_close(from_disk["image"], dataset[0]["image"].as_tensor())
+
+
+# -------------------------------------------------------------------------------------------------------- bad inputs
+def pipeline_error(transform, item) -> Exception:
+    """The ValueError / FileNotFoundError a pipeline raises, without MONAI's 'applying transform' RuntimeError."""
+    with pytest.raises((ValueError, FileNotFoundError, RuntimeError)) as raised:
         transform(item)
-    cause = error.value
-    while not isinstance(cause, ValueError) and cause.__cause__ is not None:
-        cause = cause.__cause__
-    assert isinstance(cause, ValueError), repr(error.value)
-    return str(cause)
+    error = raised.value
+    while not isinstance(error, (ValueError, FileNotFoundError)) and error.__cause__ is not None:
+        error = error.__cause__
+    assert isinstance(error, (ValueError, FileNotFoundError)), repr(raised.value)
+    return error
 
 
-def _text(path):
-    path.write_text("not an image")
-    return path
+def test_bad_inputs_name_the_file_and_the_problem(tmp_path, small_case):
+    transform = brats_volume_transforms(modalities=("flair", "t1"), spatial_size=(8, 8, 4))
+    transform(small_case)
+    flair = brain_array(0)
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(gzip.compress(open(small_case["image"][0], "rb").read())[:400])
+    text = tmp_path / "notes.nii.gz"
+    text.write_text("not an image")
+    moved = LPS.copy()
+    moved[:3, 3] = 2.0
+    nan = np.where(flair > 800, np.nan, flair)
+    cases = {
+        "truncated": ({"image": [str(truncated), small_case["image"][1]]}, "cannot read .*truncated.nii.gz: not a"),
+        "not an image": ({"image": [str(text), small_case["image"][1]]}, "cannot read .*notes.nii.gz"),
+        "missing": ({"label": str(tmp_path / "absent.nii.gz")}, "absent.nii.gz: no such file"),
+        "4d image": (
+            {"image": [write(tmp_path / "four.nii.gz", np.stack([flair, flair], -1)), small_case["image"][1]]},
+            "four.nii.gz: expected a 3D volume, got a 4D file of 2 volumes",
+        ),
+        "4d label": (
+            {"label": write(tmp_path / "seg4d.nii.gz", np.stack([seg_array()] * 2, -1))},
+            "seg4d.nii.gz: expected a 3D volume",
+        ),
+        "shape": (
+            {"image": [write(tmp_path / "small.nii.gz", flair[:20]), write(tmp_path / "t1_small.nii.gz", flair[:20])]},
+            "seg.nii.gz .* and .*small.nii.gz are not on the same voxel grid: shape",
+        ),
+        "sequences apart": (
+            {"image": [small_case["image"][0], write(tmp_path / "t1_moved.nii.gz", flair, moved)]},
+            "t1_moved.nii.gz \\(t1\\) and .*flair.nii.gz \\(flair\\) are not on the same voxel grid",
+        ),
+        "mask apart": (
+            {"label": write(tmp_path / "seg_moved.nii.gz", seg_array(), moved)},
+            "seg_moved.nii.gz .* not on the same voxel grid",
+        ),
+        "nan": (
+            {"image": [small_case["image"][0], write(tmp_path / "t1_nan.nii.gz", nan)]},
+            "t1_nan.nii.gz: .* NaN or infinite",
+        ),
+        "label value": (
+            {"label": write(tmp_path / "seg3.nii.gz", seg_array(3))},
+            r"seg3.nii.gz: unexpected label value\(s\) \[3.0\]",
+        ),
+        "empty": (
+            {"label": write(tmp_path / "empty.nii.gz", np.zeros(SHAPE, np.uint8))},
+            "empty.nii.gz: the mask is empty",
+        ),
+        "modality": ({"modalities": ["flair", "t2"]}, r"has modalities \['flair', 't2'\], not \['t1'\]"),
+    }
+    for name, (change, message) in cases.items():
+        error = pipeline_error(transform, dict(small_case, **change))
+        assert re.search(message, str(error)), f"{name}: {error}"
+    missing_mask = dict(small_case, label=str(tmp_path / "absent.nii.gz"))
+    assert isinstance(pipeline_error(transform, missing_mask), FileNotFoundError)
+    empty = dict(small_case, label=str(tmp_path / "empty.nii.gz"))
+    assert float(brats_volume_transforms(spatial_size=(8, 8, 4), require_tumour=False)(empty)["label"].sum()) == 0.0
