@@ -9,6 +9,9 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, ScaleIntensityRange, ScaleIntensityRangePercentiles
 from monai.transforms.utils_pytorch_numpy_unification import percentile
+from monai.utils import convert_to_tensor
+
+from dhvae_monai.transforms.meta import source_of
 
 __all__ = ["MRI_MODALITIES", "NormalizeByModalityd", "ScaleIntensityPerSliced"]
 
@@ -81,10 +84,10 @@ class NormalizeByModalityd(MapTransform):
             image = d[key]
             if not names or len(names) != image.shape[0]:
                 raise ValueError(
-                    f"{_source(image)}: {image.shape[0]} channel(s) need as many modality names, got {names}; "
+                    f"{source_of(image, 'image')}: {image.shape[0]} channel(s) need as many modality names, got {names}; "
                     f"set the item's {self.modalities_key!r} or pass modalities=."
                 )
-            values = image.as_tensor() if isinstance(image, MetaTensor) else torch.as_tensor(image)
+            values = convert_to_tensor(image, track_meta=False)
             normalised = torch.cat(
                 [self._normalise(values[c : c + 1].float(), name) for c, name in enumerate(names)]
             )
@@ -136,7 +139,7 @@ class ScaleIntensityPerSliced(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             image = d[key]
-            values = (image.as_tensor() if isinstance(image, MetaTensor) else torch.as_tensor(image)).float()
+            values = convert_to_tensor(image, track_meta=False).float()
             in_plane = tuple(range(1, values.ndim - 1))
             low = values.amin(dim=in_plane, keepdim=True)
             span = values.amax(dim=in_plane, keepdim=True) - low
@@ -146,10 +149,8 @@ class ScaleIntensityPerSliced(MapTransform):
 
 
 def _like(image: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``values`` carrying ``image``'s meta and applied operations (MONAI's ``convert_to_dst_type`` would cast to
+    the source dtype and drop the operations ``Invertd`` needs)."""
     if isinstance(image, MetaTensor):
         return MetaTensor(values, meta=image.meta, applied_operations=image.applied_operations)
     return values
-
-
-def _source(image: torch.Tensor) -> str:
-    return str(image.meta.get("filename_or_obj", "image")) if isinstance(image, MetaTensor) else "image"

@@ -12,8 +12,10 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.data.image_reader import ImageReader
 from monai.transforms import LoadImage, MapTransform, ResampleToMatch
+from monai.utils import convert_to_tensor
 
 from dhvae_monai.transforms.labels import LABEL_CONVENTIONS, unexpected_label_values
+from dhvae_monai.transforms.meta import affine_of, source_of
 
 __all__ = ["CHANNEL_FILES", "CheckVolumed", "LoadVolumed"]
 
@@ -111,7 +113,7 @@ class LoadVolumed(MapTransform):
         reference = next((c for c in channels if c.name not in self.resample_channels), None)
         grid_volume = d.get(self.reference_key) if self.reference_key is not None else None
         if reference is None and isinstance(grid_volume, MetaTensor):
-            reference = _Channel(str(self.reference_key), _source(grid_volume), grid_volume)
+            reference = _Channel(str(self.reference_key), source_of(grid_volume), grid_volume)
         reference = reference or channels[0]
         for position, channel in enumerate(channels):
             if _same_grid(channel.volume, reference.volume, self.affine_tolerance):
@@ -216,7 +218,7 @@ class CheckVolumed(MapTransform):
                 reference = volume
             elif not _same_grid(volume, reference, self.affine_tolerance):
                 raise ValueError(
-                    f"{_source(volume)} ({key}) and {_source(reference)} are not on the same voxel grid: "
+                    f"{source_of(volume)} ({key}) and {source_of(reference)} are not on the same voxel grid: "
                     f"{_grid_difference(volume, reference)}."
                 )
         if self.label_key in d and self.label_key in self.keys:
@@ -225,12 +227,12 @@ class CheckVolumed(MapTransform):
 
     @staticmethod
     def _check_finite(volume: torch.Tensor) -> None:
-        finite = torch.isfinite(_plain(volume))
+        finite = torch.isfinite(convert_to_tensor(volume, track_meta=False))
         if finite.all():
             return
         channel = int(torch.nonzero(~finite.flatten(1).all(1))[0])
         files = volume.meta.get(CHANNEL_FILES) if isinstance(volume, MetaTensor) else None
-        source = files[channel] if files and channel < len(files) else _source(volume)
+        source = files[channel] if files and channel < len(files) else source_of(volume)
         raise ValueError(f"{source}: {int((~finite).sum())} voxel(s) are NaN or infinite.")
 
     def _check_label(self, label: torch.Tensor, convention: str) -> None:
@@ -239,33 +241,20 @@ class CheckVolumed(MapTransform):
             table = sorted(LABEL_CONVENTIONS[convention])
             expected = "non-negative integers" if convention == "binary" else f"0 and {table}"
             raise ValueError(
-                f"{_source(label)}: unexpected label value(s) {unexpected[:10]} for the {convention!r} convention "
+                f"{source_of(label)}: unexpected label value(s) {unexpected[:10]} for the {convention!r} convention "
                 f"(expected {expected}); check the dataset layout or the item's label_convention."
             )
-        if self.require_tumour and not bool((_plain(label) > 0).any()):
-            raise ValueError(f"{_source(label)}: the mask is empty (no tumour voxel) but a tumour is required.")
+        if self.require_tumour and not bool((convert_to_tensor(label, track_meta=False) > 0).any()):
+            raise ValueError(f"{source_of(label)}: the mask is empty (no tumour voxel) but a tumour is required.")
 
 
 def _same_grid(volume: torch.Tensor, reference: torch.Tensor, affine_tolerance: float) -> bool:
     """Whether two channel-first MetaTensors share spatial shape and affine (within ``affine_tolerance`` mm)."""
     return tuple(volume.shape[1:]) == tuple(reference.shape[1:]) and bool(
-        np.allclose(_affine(volume), _affine(reference), rtol=0.0, atol=affine_tolerance)
+        np.allclose(affine_of(volume), affine_of(reference), rtol=0.0, atol=affine_tolerance)
     )
 
 
 def _grid_difference(volume: torch.Tensor, reference: torch.Tensor) -> str:
     shapes = f"shape {tuple(volume.shape[1:])} vs {tuple(reference.shape[1:])}"
-    return f"{shapes}, affines differ by up to {float(np.abs(_affine(volume) - _affine(reference)).max()):.3g} mm"
-
-
-def _affine(volume: torch.Tensor) -> np.ndarray:
-    return np.asarray(volume.affine if isinstance(volume, MetaTensor) else np.eye(4), dtype=np.float64)
-
-
-def _plain(volume: torch.Tensor) -> torch.Tensor:
-    """The tensor without MetaTensor's per-operation metadata handling, which dominates whole-volume reductions."""
-    return volume.as_tensor() if isinstance(volume, MetaTensor) else torch.as_tensor(volume)
-
-
-def _source(volume: object) -> str:
-    return str(volume.meta.get("filename_or_obj", "volume")) if isinstance(volume, MetaTensor) else "volume"
+    return f"{shapes}, affines differ by up to {float(np.abs(affine_of(volume) - affine_of(reference)).max()):.3g} mm"

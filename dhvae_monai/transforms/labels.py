@@ -8,6 +8,9 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
+from monai.utils import convert_to_tensor
+
+from dhvae_monai.transforms.meta import source_of
 
 __all__ = ["LABEL_CONVENTIONS", "REGIONS", "TumourRegionsd", "unexpected_label_values"]
 
@@ -56,7 +59,7 @@ def unexpected_label_values(label: torch.Tensor, convention: str) -> list[float]
         unexpected_label_values(torch.tensor([0, 1, 2, 3]), "brats2021")  # [3.0]
     """
     table = _table(convention)
-    values = _plain(label).flatten()
+    values = convert_to_tensor(label, track_meta=False).flatten()
     integers = values.round()
     non_integer = (values - integers).abs() > _INTEGER_TOLERANCE
     integers = integers[~non_integer]
@@ -133,9 +136,9 @@ class TumourRegionsd(MapTransform):
         table = _table(convention)
         if label.shape[0] != 1:
             raise ValueError(
-                f"{_source(label)}: expected a single-channel label volume, got shape {tuple(label.shape)}."
+                f"{source_of(label, 'label')}: expected a single-channel label volume, got shape {tuple(label.shape)}."
             )
-        values = _plain(label)[0].round().long()
+        values = convert_to_tensor(label, track_meta=False)[0].round().long()
         channels = []
         for region in self.regions:
             structures = REGIONS[region]
@@ -145,7 +148,7 @@ class TumourRegionsd(MapTransform):
             region_values = [value for value, name in table.items() if name in structures]
             if not region_values:
                 raise ValueError(
-                    f"{_source(label)}: region {region!r} cannot be made from the {convention!r} labels {table}."
+                    f"{source_of(label, 'label')}: region {region!r} cannot be made from the {convention!r} labels {table}."
                 )
             # a lookup table by label value (one gather, not a search per voxel); values the table lacks, clamped,
             # land on its last entry, which is False
@@ -162,12 +165,3 @@ def _table(convention: str) -> dict[int, str]:
     if convention not in LABEL_CONVENTIONS:
         raise ValueError(f"unknown label convention {convention!r}; expected one of {list(LABEL_CONVENTIONS)}.")
     return LABEL_CONVENTIONS[convention]
-
-
-def _plain(tensor: torch.Tensor) -> torch.Tensor:
-    """The tensor without MetaTensor's per-operation metadata handling, which dominates whole-volume reductions."""
-    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else torch.as_tensor(tensor)
-
-
-def _source(label: torch.Tensor) -> str:
-    return str(label.meta.get("filename_or_obj", "label")) if isinstance(label, MetaTensor) else "label"

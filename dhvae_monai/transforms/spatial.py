@@ -7,9 +7,10 @@ from typing import Callable, Hashable, Mapping, Sequence
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
 from monai.transforms import CropForeground, CropForegroundd, Cropd
 from monai.transforms.utils import is_positive
+
+from dhvae_monai.transforms.meta import affine_of, source_of
 
 __all__ = ["CropHeadNeckd", "SquareCropForegroundd"]
 
@@ -152,7 +153,7 @@ class CropHeadNeckd(Cropd):
         shape = np.asarray(image.shape[1:])
         if np.any(np.minimum(box_end, shape) - np.maximum(box_start, 0) < 1):
             raise ValueError(
-                f"{_source(image)}: the head-and-neck box (voxels {box_start.tolist()} to {box_end.tolist()}) lies "
+                f"{source_of(image, 'image')}: the head-and-neck box (voxels {box_start.tolist()} to {box_end.tolist()}) lies "
                 f"outside the volume of shape {tuple(shape)}; check {self.bounding_box_key!r} and its coordinates."
             )
         for key in self.key_iterator(d):
@@ -164,7 +165,7 @@ class CropHeadNeckd(Cropd):
         corners = np.array([[x, y, z, 1.0] for x in (x1, x2) for y in (y1, y2) for z in (z1, z2)])
         if self.bounding_box_space == "LPS":
             corners[:, :2] *= -1.0
-        voxels = (np.linalg.inv(_affine(image)) @ corners.T)[:3].T
+        voxels = (np.linalg.inv(affine_of(image)) @ corners.T)[:3].T
         return np.round(voxels.min(0)).astype(np.int64), np.round(voxels.max(0)).astype(np.int64)
 
     def _centred_box(self, d: Mapping[Hashable, torch.Tensor], image: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +174,7 @@ class CropHeadNeckd(Cropd):
             label = d.get(self.label_key)
             foreground = torch.nonzero(torch.as_tensor(label).any(0)) if label is not None else torch.empty(0, 3)
             if len(foreground) == 0:
-                raise ValueError(f"{_source(image)}: centre='label' needs a mask with a tumour voxel.")
+                raise ValueError(f"{source_of(image, 'image')}: centre='label' needs a mask with a tumour voxel.")
             centre = (foreground.min(0).values + foreground.max(0).values).double().numpy() / 2.0
         else:
             centre = (shape - 1) / 2.0
@@ -182,7 +183,7 @@ class CropHeadNeckd(Cropd):
                 voxels = torch.nonzero(body).double()
                 centre[:2] = voxels[:, :2].mean(0).numpy()
                 centre[2] = float(voxels[:, 2].min() + voxels[:, 2].max()) / 2.0
-        spacing = np.linalg.norm(_affine(image)[:3, :3], axis=0)
+        spacing = np.linalg.norm(affine_of(image)[:3, :3], axis=0)
         size = np.maximum(np.round(self.box_size_mm / spacing), 1).astype(np.int64)
         box_start = np.round(centre - (size - 1) / 2.0).astype(np.int64)
         return box_start, box_start + size
@@ -193,11 +194,3 @@ class CropHeadNeckd(Cropd):
             if name in names and len(names) == image.shape[0]:
                 return torch.as_tensor(image[names.index(name)]) > threshold
         return None
-
-
-def _affine(image: torch.Tensor) -> np.ndarray:
-    return np.asarray(image.affine if isinstance(image, MetaTensor) else np.eye(4), dtype=np.float64)
-
-
-def _source(image: torch.Tensor) -> str:
-    return str(image.meta.get("filename_or_obj", "image")) if isinstance(image, MetaTensor) else "image"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import torch
 from ignite.engine import Engine
 from PIL import Image
 
