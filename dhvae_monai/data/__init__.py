@@ -7,11 +7,17 @@ from typing import Any
 
 __all__ = [
     "DatalistError",
+    "SyntheticPairDataset",
     "TumourSliceDataset",
     "draw_synthetic_pairs",
     "filter_synthetic_pairs",
+    "inference_items",
+    "load_split",
     "make_datalist",
     "make_phantom_dataset",
+    "prepare_datalist",
+    "sample_synthetic_pairs",
+    "save_synthetic_pairs",
     "write_datalist",
 ]
 
@@ -24,6 +30,12 @@ _EXPORTS = {
     "TumourSliceDataset": "dhvae_monai.data.slice_dataset",
     "draw_synthetic_pairs": "dhvae_monai.data.synthetic",
     "filter_synthetic_pairs": "dhvae_monai.data.synthetic",
+    "SyntheticPairDataset": "dhvae_monai.data.synthetic_pairs",
+    "sample_synthetic_pairs": "dhvae_monai.data.synthetic_pairs",
+    "save_synthetic_pairs": "dhvae_monai.data.synthetic_pairs",
+    "inference_items": "dhvae_monai.data.prepare",
+    "load_split": "dhvae_monai.data.prepare",
+    "prepare_datalist": "dhvae_monai.data.prepare",
 }
 
 

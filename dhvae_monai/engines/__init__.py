@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from dhvae_monai.engines.pair_outputs import from_pair
 from dhvae_monai.engines.prepare_batch import PreparePairBatch
 from dhvae_monai.engines.trainer import DHVAETrainer, NonFiniteLossError, loss_terms
 
-__all__ = ["DHVAETrainer", "NonFiniteLossError", "PreparePairBatch", "loss_terms"]
+__all__ = ["DHVAETrainer", "NonFiniteLossError", "PreparePairBatch", "from_pair", "loss_terms"]

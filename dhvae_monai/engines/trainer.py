@@ -207,7 +207,12 @@ class DHVAETrainer(SupervisedTrainer):
                 )
             terms["discriminator_loss"] = discriminator_loss
             _check_finite({"discriminator_loss": discriminator_loss}, iteration)
-            _step(discriminator_loss, engine.discriminator_optimizer, engine.discriminator_scaler)
+            _step(
+                discriminator_loss,
+                engine.discriminator_optimizer,
+                engine.discriminator_scaler,
+                before_step=lambda: _average_gradients_across_ranks(discriminator),
+            )
 
         engine.state.output[Keys.PRED] = output.reconstruction.detach()
         engine.state.output.update({name: value.detach() for name, value in terms.items()})
@@ -230,11 +235,41 @@ def _check_finite(terms: dict[str, torch.Tensor], iteration: int) -> None:
             )
 
 
-def _step(loss: torch.Tensor, optimizer: Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+def _average_gradients_across_ranks(module: torch.nn.Module) -> None:
+    """
+    Average ``module``'s gradients over the processes of a distributed run, unless DDP already does.
+
+    The discriminator is called several times per iteration (on fakes in the generator step, on reals and fakes in
+    its own), which a ``DistributedDataParallel`` wrapper does not allow before one backward pass; so it stays
+    unwrapped and its gradients are all-reduced here, keeping its weights identical on every rank.
+    """
+    if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+        return
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    world_size = torch.distributed.get_world_size()
+    if world_size == 1:
+        return
+    for parameter in module.parameters():
+        if parameter.grad is not None:
+            torch.distributed.all_reduce(parameter.grad)
+            parameter.grad /= world_size
+
+
+def _step(
+    loss: torch.Tensor,
+    optimizer: Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    before_step: Callable[[], None] | None = None,
+) -> None:
     if scaler is not None:
         scaler.scale(loss).backward()
+    else:
+        loss.backward()
+    if before_step is not None:
+        before_step()
+    if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     else:
-        loss.backward()
         optimizer.step()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from dhvae_monai.metrics.soft_dice import BatchPooledSoftDiceMetric, batch_pooled_soft_dice
+from dhvae_monai.metrics.soft_dice import BatchPooledSoftDiceMetric, batch_pooled_soft_dice, from_tumour_slices
 
-__all__ = ["BatchPooledSoftDiceMetric", "batch_pooled_soft_dice"]
+__all__ = ["BatchPooledSoftDiceMetric", "batch_pooled_soft_dice", "from_tumour_slices"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import torch
 from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-__all__ = ["BatchPooledSoftDiceMetric", "batch_pooled_soft_dice"]
+__all__ = ["BatchPooledSoftDiceMetric", "batch_pooled_soft_dice", "from_tumour_slices"]
 
 
 def batch_pooled_soft_dice(probabilities: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -67,3 +69,38 @@ class BatchPooledSoftDiceMetric(CumulativeIterationMetric):
             raise ValueError("BatchPooledSoftDiceMetric has no batch scores yet.")
         score, _ = do_metric_reduction(data, reduction)
         return score
+
+
+def from_tumour_slices(
+    prob_key: str = "prob", label_key: str = "label", slices_per_batch: int = 32
+) -> Callable[[Sequence[dict]], tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    """
+    An output transform feeding :class:`BatchPooledSoftDiceMetric` from an evaluator of whole 3D volumes: for each
+    decollated volume ``[C, H, W, D]`` it keeps the axial slices whose ground truth has tumour (the paper scores
+    tumour slices only) and cuts them into batches of ``slices_per_batch`` slices, each scored as one pooled set.
+
+    Args:
+        prob_key: output key of the predicted probabilities (before thresholding).
+        label_key: output key of the ground truth.
+        slices_per_batch: slices pooled per score (the paper's test batch size, 32).
+
+    Returns:
+        a callable ``outputs -> (probability batches, label batches)``, lists of ``[S, C, H, W]`` tensors.
+
+    Example::
+
+        IgniteMetricHandler(BatchPooledSoftDiceMetric(), output_transform=from_tumour_slices("prob", "label"))
+    """
+
+    def transform(outputs: Sequence[dict]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        probabilities, labels = [], []
+        for output in outputs:
+            label = torch.as_tensor(output[label_key])
+            tumour = label.flatten(0, -2).amax(0) > 0
+            probability = torch.as_tensor(output[prob_key])[..., tumour].movedim(-1, 0)
+            label = label[..., tumour].movedim(-1, 0)
+            probabilities += list(probability.split(slices_per_batch))
+            labels += list(label.split(slices_per_batch))
+        return probabilities, labels
+
+    return transform

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dhvae_monai.networks.blocks import FlowState, HamiltonianFlow, PairLikelihood, tempering_schedule
 from dhvae_monai.networks.nets import DHVAE, DHVAEOutput, PairDiscriminator
+from dhvae_monai.networks.weights import WeightsMismatchError, load_weights
 
 __all__ = [
     "DHVAE",
@@ -12,5 +13,7 @@ __all__ = [
     "HamiltonianFlow",
     "PairDiscriminator",
     "PairLikelihood",
+    "WeightsMismatchError",
+    "load_weights",
     "tempering_schedule",
 ]
