@@ -1,6 +1,6 @@
 # Bootstrap a local virtual environment, then run the demo or the tests.
 #
-#   make demo          short generator training on the built-in phantom data
+#   make demo          the dhvae_brats bundle's main job on the built-in phantom data (every stage + Dice table)
 #   make test          the test suite
 #
 # The first call creates $(VENV) with the CPU torch $(TORCH_SPEC) installed *before* the package, so
@@ -9,7 +9,7 @@
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PYTHON ?= $(VENV)/bin/python
-DEMO_DIR ?= runs/demo
+DEMO_DIR ?= runs/dhvae_brats
 
 ifeq ($(PYTHON),$(VENV)/bin/python)
 BOOTSTRAP := $(VENV)/.bootstrapped
@@ -25,7 +25,7 @@ $(VENV)/.bootstrapped: setup.py
 	touch $@
 
 demo: $(BOOTSTRAP)
-	$(PYTHON) -m dhvae_monai.demo --output_dir $(DEMO_DIR)
+	$(PYTHON) -m dhvae_monai.pipeline bundles/dhvae_brats --output_dir $(DEMO_DIR)
 
 test: $(BOOTSTRAP)
 	$(PYTHON) -m pytest tests

@@ -195,7 +195,14 @@ def _override(text: str) -> tuple[str, Any]:
     key, separator, value = text.partition("=")
     if not separator or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; users mean a number
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    return key, parsed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

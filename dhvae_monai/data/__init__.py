@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "AtomicNibabelWriter",
     "DatalistError",
     "SyntheticPairDataset",
     "TumourSliceDataset",
@@ -23,6 +24,7 @@ __all__ = [
 
 # imported on first use, so `python -m dhvae_monai.data.datalists` / `.phantoms` do not load their module twice
 _EXPORTS = {
+    "AtomicNibabelWriter": "dhvae_monai.data.image_writer",
     "DatalistError": "dhvae_monai.data.layouts",
     "make_datalist": "dhvae_monai.data.datalists",
     "write_datalist": "dhvae_monai.data.datalists",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +18,8 @@ from dhvae_monai.data.phantoms import make_phantom_dataset
 __all__ = ["inference_items", "load_split", "prepare_datalist"]
 
 logger = logging.getLogger(__name__)
+
+SPLITS = ("training", "validation", "test")
 
 
 def prepare_datalist(
@@ -37,9 +39,10 @@ def prepare_datalist(
     Write ``<output_dir>/datalist.json`` with patient-level training / validation / test splits of ``dataset_dir``.
 
     Without ``dataset_dir`` the built-in phantom dataset is used: ``num_phantom_cases`` phantom patients in the
-    ``phantom_layout`` layout, created once in ``<output_dir>/phantom_<layout>`` (built in a temporary folder and
-    renamed, so an interrupted creation is redone rather than half used). The splits depend only on the case list
-    and ``seed``, so every stage of a run sees the same patients in the same split.
+    ``phantom_layout`` layout, created once in ``<output_dir>/phantom_<layout>``. It is built in a temporary folder
+    and renamed, so an interrupted creation is redone rather than half used, and concurrent processes (the ranks of
+    a distributed run) do not clash. The splits depend only on the case list and ``seed``, so every stage of a run
+    sees the same patients in the same split.
 
     Args:
         dataset_dir: a BraTS / HECKTOR / MSD / custom folder (see :func:`~dhvae_monai.data.make_datalist`), or
@@ -72,11 +75,17 @@ def prepare_datalist(
         dataset_dir = output_dir / f"phantom_{phantom_layout}"
         layout = phantom_layout
         if not dataset_dir.is_dir():
-            partial = dataset_dir.with_name(dataset_dir.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
+            # one folder per process: the ranks of a distributed run all get here; the first rename wins
+            partial = dataset_dir.with_name(f"{dataset_dir.name}.partial-{os.getpid()}")
             logger.info("creating %d phantom %s cases in %s", num_phantom_cases, phantom_layout, dataset_dir)
-            make_phantom_dataset(partial, layout=phantom_layout, num_cases=num_phantom_cases, seed=seed)
-            os.replace(partial, dataset_dir)
+            try:
+                make_phantom_dataset(partial, layout=phantom_layout, num_cases=num_phantom_cases, seed=seed)
+                os.replace(partial, dataset_dir)
+            except OSError:
+                if not dataset_dir.is_dir():
+                    raise
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.exists():
         raise FileNotFoundError(f"dataset_dir {dataset_dir} does not exist: set --dataset_dir to your dataset folder.")
@@ -96,7 +105,7 @@ def prepare_datalist(
     logger.info(
         "datalist %s: %s",
         path,
-        ", ".join(f"{len(datalist.get(split, []))} {split}" for split in ("training", "validation", "test")),
+        ", ".join(f"{len(datalist.get(split, []))} {split}" for split in SPLITS),
     )
     return str(path)
 
@@ -120,15 +129,16 @@ def load_split(datalist: str | os.PathLike, split: str, keys: Sequence[str] = ("
 
         test_cases = load_split("runs/brats/datalist.json", "test")
     """
-    try:
-        items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=split)
-    except ValueError as error:  # MONAI's message for a missing key does not name the file
-        raise DatalistError(f"{datalist}: no {split!r} split ({error}).") from error
-    if not items:
+    content = json.loads(Path(datalist).read_text())
+    if split not in content:
+        raise DatalistError(f"{datalist}: no {split!r} split; it has {sorted(content)}.")
+    if not content[split]:
+        # MONAI's reader fails on an empty split with an IndexError that names neither the file nor the split
         raise DatalistError(
             f"{datalist}: the {split!r} split is empty. Add patients to the dataset or change the split sizes "
             "(val_fraction / test_fraction, num_val / num_test)."
         )
+    items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=split)
     for item in items:
         missing = [key for key in keys if key not in item]
         if missing:
@@ -142,7 +152,7 @@ def inference_items(inputs: str | os.PathLike, modalities: Sequence[str], patter
 
     Args:
         inputs: a volume file (one case), a folder (every file matching ``pattern`` is one case, one file per case:
-            single-modality models), or a datalist JSON (its ``"test"`` items, else all items of every split;
+            single-modality models), or a datalist JSON (its ``"test"`` items, else those of every other split;
             multi-modality cases list one file per modality with their names under ``"modalities"``).
         modalities: the model's modalities, given to items that do not name theirs.
         pattern: glob of the volume files in a folder.
@@ -151,7 +161,8 @@ def inference_items(inputs: str | os.PathLike, modalities: Sequence[str], patter
         ``[{"image": path or paths, "modalities": [...], ...}, ...]``.
 
     Raises:
-        FileNotFoundError: ``inputs`` does not exist, or a folder holds no file matching ``pattern``.
+        FileNotFoundError: ``inputs`` does not exist, a folder holds no file matching ``pattern``, or a datalist
+            lists no case.
 
     Example::
 
@@ -167,12 +178,14 @@ def inference_items(inputs: str | os.PathLike, modalities: Sequence[str], patter
         items = [{"image": str(path)} for path in files]
     elif inputs.suffix == ".json":
         content = json.loads(inputs.read_text())
-        splits = ["test"] if content.get("test") else [key for key, value in content.items() if isinstance(value, list)]
+        splits = ["test"] if content.get("test") else [split for split in SPLITS if content.get(split)]
         items = [
-            load_decathlon_datalist(str(inputs), is_segmentation=False, data_list_key=split)
+            dict(item)
             for split in splits
+            for item in load_decathlon_datalist(str(inputs), is_segmentation=False, data_list_key=split)
         ]
-        items = [dict(item) for split_items in items for item in split_items]
+        if not items:
+            raise FileNotFoundError(f"{inputs} lists no case under {list(SPLITS)}.")
     else:
         items = [{"image": str(inputs)}]
     for item in items:

@@ -10,6 +10,7 @@ from typing import Mapping
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
 from dhvae_monai.utils.atomic import atomic_path
@@ -51,6 +52,10 @@ class AtomicCheckpointSaver(CheckpointSaver):
     MONAI's ``CheckpointSaver`` writing each file atomically (to a temporary file, then renamed), so an interrupted
     save never leaves a truncated checkpoint behind for the next resume. Arguments are those of ``CheckpointSaver``.
 
+    Interval checkpoints beyond ``n_saved`` are deleted only *after* the new one is complete (ignite deletes the
+    oldest first, so with ``n_saved=1`` an interruption would leave no checkpoint at all), and the deletion also
+    covers checkpoints left by an earlier run that this one resumed.
+
     Example::
 
         AtomicCheckpointSaver(save_dir="runs/checkpoints", save_dict={"network": net}, save_interval=1, n_saved=1)
@@ -59,9 +64,35 @@ class AtomicCheckpointSaver(CheckpointSaver):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # MONAI turns ignite's atomic saving off only for file permissions, which ignite now sets group/other-readable
-        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint):
             if checkpoint is not None:
                 checkpoint.save_handler._atomic = True
+        if self._interval_checkpoint is not None:
+            keep = self._interval_checkpoint.n_saved
+            self._interval_checkpoint.n_saved = None
+            self._interval_checkpoint.save_handler = _PruningAtomicSaver(self.save_dir, keep)
+
+
+class _PruningAtomicSaver(DiskSaver):
+    """Atomic ``DiskSaver`` that, after each complete save, keeps only the ``keep`` latest ``*_epoch=N.pt`` files."""
+
+    def __init__(self, dirname: str | os.PathLike, keep: int | None) -> None:
+        super().__init__(dirname=str(dirname), require_empty=False, atomic=True)
+        self.keep = keep
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        super().__call__(checkpoint, filename, metadata)
+        match = _EPOCH.search(filename)
+        if self.keep is None or match is None:
+            return
+        prefix = filename[: match.start()]
+        saved = sorted(
+            (int(m.group(1)), path)
+            for path in Path(self.dirname).glob(f"{prefix}_epoch=*.pt")
+            if (m := _EPOCH.search(path.name)) and path.name[: m.start()] == prefix
+        )
+        for _, path in saved[: -self.keep]:
+            path.unlink(missing_ok=True)
 
 
 class LatestCheckpointLoader:

@@ -97,6 +97,8 @@ def from_tumour_slices(
         for output in outputs:
             label = torch.as_tensor(output[label_key])
             tumour = label.flatten(0, -2).amax(0) > 0
+            if not tumour.any():
+                continue
             probability = torch.as_tensor(output[prob_key])[..., tumour].movedim(-1, 0)
             label = label[..., tumour].movedim(-1, 0)
             probabilities += list(probability.split(slices_per_batch))

@@ -57,8 +57,9 @@ def load_weights(
         if not isinstance(state, dict) or key not in state:
             raise ValueError(f"{path}: no {key!r} entry; it holds {sorted(state) if isinstance(state, dict) else type(state)}.")
         state = state[key]
-    elif isinstance(state, dict) and len(state) == 1 and next(iter(state)) in ("network", "model"):
-        state = next(iter(state.values()))
+    elif isinstance(state, dict):
+        # a training checkpoint (network + optimizer + trainer) rather than a bare state_dict
+        state = next((state[name] for name in ("network", "model") if isinstance(state.get(name), dict)), state)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state_dict, found {type(state).__name__}.")
     state = {name.removeprefix("module."): value for name, value in state.items()}
