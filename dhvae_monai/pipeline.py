@@ -132,7 +132,7 @@ def run_pipeline(
     }
     started = time.monotonic()
     run_stage(bundle_root, "train_generator", extra_configs, **settings)
-    if any(variant == "dhvae" for variant in variants):
+    if "dhvae" in variants:
         run_stage(bundle_root, "sample", extra_configs, **settings)
     results = {}
     for variant in variants:

@@ -88,6 +88,15 @@ def test_train_segmentation_exports_weights_and_checkpoint(brats_segmenter):
     assert list((brats_segmenter / "segmentation/dhvae/tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_train_segmentation_can_draw_synthetic_pairs_on_the_fly(brats_generator, tmp_path):
+    output_dir = tmp_path / "on_the_fly"
+    shutil.copytree(brats_generator, output_dir)
+    shutil.rmtree(output_dir / "synthetic", ignore_errors=True)  # no files: the pairs must come from the generator
+    result = run_stage("dhvae_brats", "train_segmentation", output_dir, synthetic_source="generator")
+    assert "synthetic pairs: 100%" in result.stderr and f"{TINY['num_synthetic']}/{TINY['num_synthetic']}" in result.stderr
+    assert (output_dir / "models/model.pt").is_file() and not (output_dir / "synthetic").exists()
+
+
 def test_evaluate_writes_per_case_csv_and_summary_matching_an_independent_computation(brats_evaluation):
     folder = brats_evaluation / "evaluation/dhvae"
     summary = json.loads((folder / "summary.json").read_text())
