@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import monai
 import pytest
 import torch
 import yaml
@@ -101,8 +102,6 @@ def test_metadata_versions_are_true(bundle):
     metadata = json.loads((BUNDLES_DIR / bundle / "configs/metadata.json").read_text())
     assert metadata["version"] in metadata["changelog"]
     assert metadata["required_packages_version"]["dhvae-monai"] == dhvae_monai.__version__
-    import monai
-
     assert metadata["monai_version"] == monai.__version__
     channels = metadata["network_data_format"]["inputs"]["image"]["num_channels"]
     assert channels == len(_yaml(bundle, "common.yaml")["modalities"])
