@@ -7,8 +7,8 @@ the first M pairs for every M, and on the baselines (no augmentation, traditiona
 is scored on the same held-out test patients. Writes runs.csv, quality.csv, results.md and dice_vs_synthetic.png.
 
 The sweep is the bundle's configs/experiment.yaml (the paper's protocol); on the built-in phantom data (no
---dataset_dir / --datalist) configs/experiment_phantom.yaml is read last (a small sweep for a CPU). The options
-below replace single values. Re-running the same command resumes the sweep.
+--dataset_dir / --datalist) configs/experiment_phantom.yaml is read after it (a small sweep for a CPU), and --config
+files last. The options below replace single values. Re-running the same command resumes the sweep.
 
     python -m dhvae_monai.experiments bundles/dhvae_brats --output_dir runs/experiment_phantom
     python -m dhvae_monai.experiments bundles/dhvae_brats --dataset_dir /data/BraTS2021 --output_dir runs/experiment
@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data.add_argument("--dataset_dir", default=None, help="a BraTS / HECKTOR folder; default: phantom data")
     data.add_argument("--datalist", nargs="+", default=[], help="datalist JSON file(s) whose cases are pooled")
     parser.add_argument("--output_dir", default=None, help="default: <bundle>/runs/experiment")
+    parser.add_argument("--config", nargs="+", default=[], help="sweep YAML file(s) read after the bundle's")
     parser.add_argument("--training_patients", type=int, nargs="+", help="values of R")
     parser.add_argument("--num_synthetic", type=int, nargs="+", help="values of M (0: the no-augmentation baseline)")
     parser.add_argument("--seeds", type=int, nargs="+", help="repeats")
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s - %(levelname)s - %(message)s")
     phantom = not args.datalist and not args.dataset_dir
     try:
-        sweep = ExperimentSweep.from_bundle(args.bundle, phantom=phantom).restricted(
+        sweep = ExperimentSweep.from_bundle(args.bundle, phantom=phantom, extra_configs=args.config).restricted(
             args.training_patients, args.num_synthetic, args.seeds, args.methods, args.num_test, args.num_val
         )
         output_dir = args.output_dir or f"{args.bundle.rstrip('/')}/runs/experiment"

@@ -134,14 +134,16 @@ class ExperimentSweep:
         return cls(**content)
 
     @classmethod
-    def from_bundle(cls, bundle_root: str | os.PathLike, phantom: bool = False) -> ExperimentSweep:
+    def from_bundle(
+        cls, bundle_root: str | os.PathLike, phantom: bool = False, extra_configs: Sequence[str | os.PathLike] = ()
+    ) -> ExperimentSweep:
         """
-        The sweep a bundle declares: ``configs/experiment.yaml`` (the paper's protocol), with
-        ``configs/experiment_phantom.yaml`` read last for the built-in phantom data (``phantom=True``).
+        The sweep a bundle declares: ``configs/experiment.yaml`` (the paper's protocol), then
+        ``configs/experiment_phantom.yaml`` for the built-in phantom data (``phantom=True``), then ``extra_configs``.
         """
         configs = Path(bundle_root) / "configs"
         files = [configs / "experiment.yaml"] + ([configs / "experiment_phantom.yaml"] if phantom else [])
-        return cls.from_config(*files)
+        return cls.from_config(*files, *extra_configs)
 
     def restricted(
         self,

@@ -114,3 +114,12 @@ def test_bundle_sweeps_are_the_papers_protocol_and_a_small_phantom_one(bundle):
     known = {**yaml.safe_load((configs / "common.yaml").read_text()), **yaml.safe_load((configs / "train_generator.yaml").read_text())}
     for settings in (phantom.stage_settings, *phantom.generators.values(), *phantom.baselines.values()):
         assert set(settings) <= set(known), "overrides only name existing config keys"
+
+
+def test_cpu_sweep_for_real_patients_only_names_existing_keys():
+    bundle = BUNDLES_DIR / "dhvae_brats"
+    cpu = ExperimentSweep.from_bundle(bundle, extra_configs=[bundle / "configs" / "experiment_cpu.yaml"])
+    assert cpu.num_patients_needed <= 7, "fits the real BraTS cases beside the project"
+    configs = bundle / "configs"
+    known = {**yaml.safe_load((configs / "common.yaml").read_text()), **yaml.safe_load((configs / "train_generator.yaml").read_text())}
+    assert set(cpu.stage_settings) <= set(known)
