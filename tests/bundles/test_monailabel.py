@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -39,7 +40,9 @@ TINY_NETWORK_KEYS = ("image_size", "num_axial_slices", "segmenter_features", "se
                      "segmentation_val_interval")
 
 
-def _monailabel() -> Path:
+@pytest.fixture(scope="session")
+def monailabel() -> Path:
+    """The label environment's ``monailabel`` executable (a session fixture, so a skip comes before any training)."""
     configured = os.environ.get(MONAILABEL_VARIABLE)
     if configured:
         if not Path(configured).is_file():
@@ -141,11 +144,11 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
 
 
@@ -166,9 +169,8 @@ def test_train_config_alone_trains_and_validates_the_segmenter(hecktor_segmenter
 
 
 @pytest.fixture(scope="module")
-def served(brats_segmenter, hecktor_segmenter, tmp_path_factory):
+def served(monailabel, brats_segmenter, hecktor_segmenter, tmp_path_factory):
     """The monaibundle app serving both bundles; studies: BraTS FLAIR volumes with labels, a HECKTOR PET volume."""
-    monailabel = _monailabel()
     workdir = tmp_path_factory.mktemp("monailabel")
     environment = _label_environment(monailabel, workdir)
     download = subprocess.run(
