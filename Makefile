@@ -13,7 +13,7 @@ PYTHON ?= $(VENV)/bin/python
 DEMO_DIR ?= runs/dhvae_brats
 # MONAI Label needs torchvision (monailabel -> monai[torchvision], sam2), and no torchvision release imports beside
 # the CPU torch 2.13.0 wheel: its environment is a separate one, with a matched torch + torchvision pair (a CUDA
-# build, which runs on a CPU; about 8 GB, 9 minutes to build on this project's machine). The tests find its
+# build, which runs on a CPU; about 8 GB, 9 to 14 minutes to build on this project's 2-core machine). The tests find its
 # `monailabel` at $(LABEL_VENV)/bin/monailabel, or where the environment variable DHVAE_MONAILABEL points.
 LABEL_VENV ?= .venv-label
 LABEL_TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1

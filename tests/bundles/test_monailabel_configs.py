@@ -112,10 +112,9 @@ def test_train_config_trains_with_monailabels_overrides(tmp_path):
     """The overrides of MONAI Label's train task on studies it lists: bare image and label paths, no modality names,
     no validation study."""
     cases = make_phantom_dataset(tmp_path / "studies", layout="brats2021", num_cases=2, shape=(40, 40, 24))
-    studies = [
-        {"image": str(tmp_path / f"studies/{case}/{case}_flair.nii.gz"), "label": str(tmp_path / f"studies/{case}/{case}_seg.nii.gz")}
-        for case in cases
-    ]
+    folder = tmp_path / "studies"
+    studies = [{"image": str(folder / case / f"{case}_flair.nii.gz"), "label": str(folder / case / f"{case}_seg.nii.gz")}
+               for case in cases]
     bundle = tmp_path / "dhvae_brats"
     parser = ConfigParser(_yaml("dhvae_brats", "train.yaml"))
     parser.update({
