@@ -247,7 +247,7 @@ def test_train_retrains_the_segmenter_on_the_studies_labels(served, tmp_path):
     server, bundles, studies = served
     weights = bundles["dhvae_brats"] / "models/model.pt"
     before = torch.load(weights, weights_only=True)
-    request = {"max_epochs": 2, "val_split": 0.25, "device": "cpu", "multi_gpu": False}
+    request = {"max_epochs": 1, "val_split": 0.25, "device": "cpu", "multi_gpu": False}
     status, content = server.post("/train/dhvae_brats", {"run_sync": "true"}, request)
     assert status == 200, f"{status} {content[:500]!r}\n{server.log()[-6000:]}"
 
