@@ -35,7 +35,7 @@ DEFAULT_MONAILABEL = REPO_ROOT / ".venv-label" / "bin" / "monailabel"
 STARTUP_TIMEOUT = 180  # s; the server imports torch and MONAI before it answers
 REQUEST_TIMEOUT = 300
 MISSING_IMAGE_MESSAGE = "'image': an empty file path (MONAI Label sends one for an image id that is not in its studies"
-# the network sizes of the tiny checkpoints: phantom.yaml's, then the tiny runs' overrides
+# the tiny runs' settings (phantom.yaml's, then TINY's) that the copies' configs repeat: MONAI Label reads them as is
 TINY_NETWORK_KEYS = ("image_size", "num_axial_slices", "segmenter_features", "segmentation_batch_size",
                      "segmentation_val_interval")
 
