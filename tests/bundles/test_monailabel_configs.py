@@ -29,7 +29,6 @@ TRAIN_CONFIG_DIFFERENCES = {
     "train#dataloader#dataset": "reads train#slices",
     "train#dataloader#drop_last": "reads train#slices",
     "train#handlers#1#_disabled_": "no validation when MONAI Label gives no validation study",
-    "validate#dataset": "a CacheDataset, whose `data` MONAI Label sets (preprocessed_volumes names it `items`)",
     "train#resume": "no resume: MONAI Label restarts from models/model.pt and counts its own epochs",
     "train#checkpoint_saver": "no resume, so no checkpoints to resume from",
     "checkpoint_objects": "no resume",
