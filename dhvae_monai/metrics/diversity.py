@@ -11,10 +11,11 @@ from monai.metrics import MultiScaleSSIMMetric
 __all__ = ["MS_SSIM_KERNEL_SIZE", "MS_SSIM_WEIGHTS", "mean_pairwise_ms_ssim", "random_distinct_pairs"]
 
 #: Gaussian window of the SSIM statistics (sigma 1.5 as in Wang et al.), 7 pixels instead of 11 so that three scales
-#: fit 32 x 32 slices: MONAI requires ``H // (scales - 1) ** 2 > kernel_size - 1``, i.e. 8 > 6 at 32 px.
+#: fit 32 x 32 slices: MONAI requires ``H // (scales - 1) ** 2 > kernel_size - 1``, i.e. 8 > 6 at 32 px (valid from
+#: 28 px up).
 MS_SSIM_KERNEL_SIZE = 7
 #: three scales (full, 1/2, 1/4 resolution), weighted like the first three of Wang et al.'s five, renormalised to sum
-#: to 1 so identical images score 1; five scales would need slices of at least 16 * (11 - 1) = 160 px.
+#: to 1 so identical images score 1; MONAI's five scales with an 11-pixel window would need slices of 176 px or more.
 MS_SSIM_WEIGHTS = tuple(weight / (0.0448 + 0.2856 + 0.3001) for weight in (0.0448, 0.2856, 0.3001))
 
 

@@ -141,8 +141,8 @@ def evaluate_sample_quality(
       the same on the real slices (the reference: a generator's samples should not be more alike than real slices);
     - **feature distance**: :func:`~dhvae_monai.metrics.feature_distance.feature_distance` (FID, MMD) between the
       kept pairs and the real slices in ``segmenter``'s pooled ``feature_layer`` features, beside the same between
-      two halves of the real slices (split by patient when there are at least two, else alternate slices) as the
-      scale of a distance between real sets. The halves hold half as many slices, so their FID has a larger
+      two halves of the real slices (split by patient when there are at least two, else alternate slices, which
+      makes the reference optimistic) as the scale of a distance between real sets. The halves hold half as many slices, so their FID has a larger
       small-sample bias: read it as an upper estimate of the real-to-real distance. Score every generator with the
       same segmenter (e.g. one trained on real slices only) to compare them in one feature space.
 
@@ -214,6 +214,11 @@ def evaluate_sample_quality(
             notes.append(f"ms_ssim_{name}: MS-SSIM between pairs needs at least 2 images, got {len(images)}.")
 
     half_a, half_b, split = _real_halves(case_ids, seed)
+    if split == "slices":
+        notes.append(
+            "real_vs_real: the real slices come from one patient, so its halves are alternate slices; neighbouring "
+            "slices look alike, so this reference distance is smaller than between two patients."
+        )
     distances = {
         "synthetic_vs_real": feature_distance(synthetic_features, real_feature_tensor, seed),
         "real_vs_real": feature_distance(real_feature_tensor[half_a], real_feature_tensor[half_b], seed),

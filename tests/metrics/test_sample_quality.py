@@ -13,7 +13,7 @@ from dhvae_monai.metrics import evaluate_sample_quality
 from dhvae_monai.networks import DHVAE
 
 SIZE = 32
-SEGMENTER_FEATURES = (4, 8, 8, 16, 12, 4)  # 12 bottleneck features
+SEGMENTER_FEATURES = (4, 8, 8, 8, 6, 4)  # 6 bottleneck features
 
 
 def _generator(mask_bias: float = 0.0) -> DHVAE:
@@ -30,7 +30,7 @@ def _segmenter() -> BasicUNet:
     return BasicUNet(spatial_dims=2, in_channels=1, out_channels=1, features=SEGMENTER_FEATURES, norm="batch")
 
 
-def _real_slices(count: int = 14, patients: int = 3) -> list[dict]:
+def _real_slices(count: int = 10, patients: int = 3) -> list[dict]:
     random = torch.Generator().manual_seed(0)
     rows, columns = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
     slices = []
@@ -44,39 +44,39 @@ def _real_slices(count: int = 14, patients: int = 3) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def report():
-    return evaluate_sample_quality(_generator(), _real_slices(), _segmenter(), num_samples=16, min_tumour_area=1,
+    return evaluate_sample_quality(_generator(), _real_slices(), _segmenter(), num_samples=12, min_tumour_area=1,
                                    num_diversity_pairs=20, batch_size=8, num_preview=5, seed=1)
 
 
 def test_scores_have_every_part_in_range(report):
     scores = report.scores
     reconstruction = scores["reconstruction"]
-    assert reconstruction["num_slices"] == 14 and reconstruction["psnr"] > 0
+    assert reconstruction["num_slices"] == 10 and reconstruction["psnr"] > 0
     assert -1 <= reconstruction["ssim"] <= 1 and 0 <= reconstruction["mask_dice"] <= 1
-    assert scores["acceptance"] == {"num_draws": 16, "num_kept": 16, "acceptance_rate": 1.0,
+    assert scores["acceptance"] == {"num_draws": 12, "num_kept": 12, "acceptance_rate": 1.0,
                                     "border_fraction": scores["acceptance"]["border_fraction"], "min_tumour_area": 1.0}
     assert 0 <= scores["acceptance"]["border_fraction"] <= 1
     diversity = scores["diversity"]
     assert 0 <= diversity["ms_ssim_synthetic"] <= 1 and 0 <= diversity["ms_ssim_real"] <= 1
     assert diversity["num_pairs_synthetic"] == diversity["num_pairs_real"] == 20
     distance = scores["feature_distance"]
-    assert (distance["layer"], distance["num_features"]) == ("down_4", 12)
-    assert (distance["num_real"], distance["num_synthetic"]) == (14, 16)
-    # 14 real and 16 synthetic vectors: enough for FID in 12 dimensions; the real halves (7 each) are not
-    assert distance["synthetic_vs_real"]["num_samples"] == 14 and distance["synthetic_vs_real"]["fid"] > 0
+    assert (distance["layer"], distance["num_features"]) == ("down_4", 6)
+    assert (distance["num_real"], distance["num_synthetic"]) == (10, 12)
+    # 10 real and 12 synthetic vectors: enough for FID in 6 dimensions; the real halves (about 5 each) are not
+    assert distance["synthetic_vs_real"]["num_samples"] == 10 and distance["synthetic_vs_real"]["fid"] > 0
     assert math.isfinite(distance["synthetic_vs_real"]["mmd"])
     real = distance["real_vs_real"]
-    assert real["split"] == "patients" and real["num_samples"] < 12 and math.isnan(real["fid"])
+    assert real["split"] == "patients" and real["num_samples"] < 6 and math.isnan(real["fid"])
     assert math.isfinite(real["mmd"])
     assert scores["notes"] == [
-        f"real_vs_real: FID needs more vectors per set than the 12 feature dimensions (for a full-rank covariance), "
+        f"real_vs_real: FID needs more vectors per set than the 6 feature dimensions (for a full-rank covariance), "
         f"got {real['num_samples']}: use more slices or a layer with fewer channels."
     ]
     assert scores["seed"] == 1
 
 
 def test_same_seed_same_report(report):
-    again = evaluate_sample_quality(_generator(), _real_slices(), _segmenter(), num_samples=16, min_tumour_area=1,
+    again = evaluate_sample_quality(_generator(), _real_slices(), _segmenter(), num_samples=12, min_tumour_area=1,
                                     num_diversity_pairs=20, batch_size=8, num_preview=5, seed=1)
     assert json.dumps(again.scores) == json.dumps(report.scores)  # NaN-safe equality
     torch.testing.assert_close(again.synthetic_pairs, report.synthetic_pairs)
@@ -112,6 +112,7 @@ def test_a_generator_without_tumours_gets_acceptance_zero_and_named_gaps(tmp_pat
     assert math.isnan(scores["diversity"]["ms_ssim_synthetic"]) and scores["diversity"]["num_pairs_synthetic"] == 0
     assert math.isnan(scores["feature_distance"]["synthetic_vs_real"]["mmd"])
     assert scores["feature_distance"]["real_vs_real"]["split"] == "slices"  # one patient: alternate slices
+    assert any(note.startswith("real_vs_real: the real slices come from one patient") for note in scores["notes"])
     assert scores["notes"][0] == "no prior draw passed the tumour-area filter (min_tumour_area 1)."
     assert "synthetic_vs_real: MMD and FID need at least 2 vectors per set, got 0." in scores["notes"]
     assert "0/8 draws kept (0.0 %), n/a % of them on the border" in report.summary()
