@@ -15,7 +15,7 @@ import numpy as np
 from dhvae_monai.experiments.sweep import REFERENCE_BASELINE, ExperimentSweep
 from dhvae_monai.utils.atomic import atomic_path
 
-__all__ = ["METHOD_TITLES", "format_results_tables", "plot_dice_curves", "summarise_runs", "write_csv", "write_report"]
+__all__ = ["METHOD_TITLES", "QUALITY_SCORES", "SCORES", "format_results_tables", "plot_dice_curves", "summarise_runs", "write_csv", "write_report"]
 
 METHOD_TITLES = {
     "no_augmentation": "no augmentation",
@@ -26,6 +26,21 @@ METHOD_TITLES = {
 }
 #: the scores summarised per configuration: column of runs.csv -> (title, scale)
 SCORES = {"dice_3d": ("3D Dice (%)", 100.0), "soft_dice_2d": ("2D soft Dice (%)", 100.0), "hd95": ("HD95 (voxels)", 1.0)}
+#: the sample-quality scores tabulated per generator: column of quality.csv (the quality stage's quality.json,
+#: flattened) -> title; the reference columns (real against real) sit beside the synthetic ones
+QUALITY_SCORES = {
+    "reconstruction_psnr": "recon. PSNR (dB)",
+    "reconstruction_ssim": "recon. SSIM",
+    "reconstruction_mask_dice": "recon. mask Dice",
+    "acceptance_acceptance_rate": "draws kept",
+    "acceptance_border_fraction": "kept with border tumour",
+    "diversity_ms_ssim_synthetic": "MS-SSIM between samples",
+    "diversity_ms_ssim_real": "MS-SSIM between real slices",
+    "feature_distance_synthetic_vs_real_mmd": "MMD synthetic-real",
+    "feature_distance_real_vs_real_mmd": "MMD real-real",
+    "feature_distance_synthetic_vs_real_fid": "FID synthetic-real",
+    "feature_distance_real_vs_real_fid": "FID real-real",
+}
 
 
 def summarise_runs(rows: Iterable[Mapping[str, Any]], keys: Sequence[str] = ("method", "training_patients", "num_synthetic"), scores: Sequence[str] = tuple(SCORES)) -> list[dict]:
@@ -209,9 +224,18 @@ def write_report(
     quality_summary: list[dict] = []
     if quality_rows:
         write_csv(quality_rows, output_dir / "quality.csv")
-        numeric = [key for key in quality_rows[0] if key not in ("generator", "training_patients", "seed") and _is_number(quality_rows[0][key])]
-        quality_summary = summarise_runs(quality_rows, keys=("generator", "training_patients"), scores=numeric)
-        sections += ["", "## Sample quality", "", _quality_table(quality_summary, numeric)]
+        scores = [key for key in QUALITY_SCORES if any(key in row for row in quality_rows)]
+        quality_summary = summarise_runs(quality_rows, keys=("generator", "training_patients"), scores=scores)
+        sections += [
+            "",
+            "## Sample quality",
+            "",
+            "Each generator scored by the quality stage on its repeat's validation patient(s), in the feature space of "
+            "that repeat's no-augmentation segmenter (all columns in `quality.csv`). FID needs more slices than "
+            "features and is n/a otherwise.",
+            "",
+            _quality_table(quality_summary, scores),
+        ]
     plot_dice_curves(summary, sweep, output_dir / "dice_vs_synthetic.png")
     with atomic_path(output_dir / "summary.json") as temporary:
         temporary.write_text(json.dumps({"minutes": round(minutes, 1), "runs": summary, "quality": quality_summary}, indent=2) + "\n")
@@ -222,11 +246,11 @@ def write_report(
 
 def _quality_table(summary: Sequence[Mapping[str, Any]], scores: Sequence[str]) -> str:
     lines = [
-        "| generator | R | runs | " + " | ".join(scores) + " |",
+        "| generator | R | runs | " + " | ".join(QUALITY_SCORES[score] for score in scores) + " |",
         "|---|---|---|" + "---|" * len(scores),
     ]
     for entry in summary:
-        cells = [_mean_std(entry, score, 1.0, digits=3) for score in scores]
+        cells = [_mean_std(entry, score, 1.0, digits=3, style="g") for score in scores]
         lines.append(
             f"| {METHOD_TITLES.get(entry['generator'], entry['generator'])} | {entry['training_patients']} | "
             f"{entry['runs']} | " + " | ".join(cells) + " |"
@@ -234,11 +258,11 @@ def _quality_table(summary: Sequence[Mapping[str, Any]], scores: Sequence[str]) 
     return "\n".join(lines)
 
 
-def _mean_std(entry: Mapping[str, Any], score: str, scale: float, digits: int = 1) -> str:
+def _mean_std(entry: Mapping[str, Any], score: str, scale: float, digits: int = 1, style: str = "f") -> str:
     mean, std = entry[f"{score}_mean"], entry[f"{score}_std"]
     if mean is None:
         return "n/a"
-    return f"{scale * mean:.{digits}f}" + ("" if std is None else f" ± {scale * std:.{digits}f}")
+    return f"{scale * mean:.{digits}{style}}" + ("" if std is None else f" ± {scale * std:.{digits}{style}}")
 
 
 def _is_number(value: Any) -> bool:

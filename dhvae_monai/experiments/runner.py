@@ -261,6 +261,7 @@ def _quality(
             **sweep.generators[name],
             "output_dir": str(generator_dir),
             "models_dir": str(generator_dir / "models"),
+            "generator_weights": str(generator_dir / "models" / "generator.pt"),
             "segmenter_weights": str(group_dir / "models" / f"{reference.name}.pt"),
             "quality_dir": str(quality_dir),
         }

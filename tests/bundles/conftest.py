@@ -11,7 +11,7 @@ import pytest
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 BUNDLE_NAMES = ("dhvae_brats", "dhvae_hecktor")
-STAGES = ("train_generator", "sample", "train_segmentation", "evaluate")
+STAGES = ("train_generator", "sample", "train_segmentation", "evaluate", "quality")
 
 # small enough for seconds per stage on a CPU; the keys are those a user would override
 TINY = {

@@ -76,7 +76,7 @@ def test_inference_config_is_self_contained_and_agrees_with_training(bundle):
     assert parser.get_parsed_content("inferer").spatial_dim == 2
 
 
-@pytest.mark.parametrize("stage", STAGES + ("quality", "multi_gpu_train_generator", "multi_gpu_train_segmentation"))
+@pytest.mark.parametrize("stage", STAGES + ("multi_gpu_train_generator", "multi_gpu_train_segmentation"))
 def test_stage_configs_are_the_same_in_both_bundles(stage):
     # the bundles differ only in common.yaml, phantom.yaml, inference.yaml and metadata; the stages are shared verbatim
     brats, hecktor = (BUNDLES_DIR / name / "configs" / f"{stage}.yaml" for name in BUNDLE_NAMES)

@@ -19,7 +19,7 @@ STAGE_SETTINGS = {key: value for key, value in TINY.items() if key != "num_phant
 
 def tiny_sweep(**changes) -> ExperimentSweep:
     settings = dict(
-        training_patients=[1, 2],
+        training_patients=[2],
         num_synthetic=[0, 4, 8],
         seeds=[0],
         num_test=1,
@@ -41,7 +41,7 @@ def finished_sweep(tmp_path_factory):
 def test_every_run_is_scored_on_the_same_test_patients(finished_sweep):
     output_dir, rows = finished_sweep
     assert [(r["method"], r["training_patients"], r["num_synthetic"]) for r in rows] == [
-        ("no_augmentation", 1, 0), ("dhvae", 1, 4), ("dhvae", 1, 8), ("no_augmentation", 2, 0), ("dhvae", 2, 4), ("dhvae", 2, 8),
+        ("no_augmentation", 2, 0), ("dhvae", 2, 4), ("dhvae", 2, 8),
     ]
     assert len({row["test_cases"] for row in rows}) == 1
     for row in rows:
@@ -52,14 +52,14 @@ def test_every_run_is_scored_on_the_same_test_patients(finished_sweep):
             "no_augmentation" if row["num_synthetic"] == 0 else f"dhvae_M{row['num_synthetic']:05d}", "summary.json"
         ).read_text())
         assert summary["metrics"]["test_mean_dice"] == row["dice_3d"]
-    # the generator of R = 1 was trained on that group's single training patient only
-    datalist = json.loads((output_dir / "R001_seed0" / "datalist.json").read_text())
+    # the generator was trained on that group's training patients only
+    datalist = json.loads((output_dir / "R002_seed0" / "datalist.json").read_text())
     assert [item["case_id"] for item in datalist["training"]] == rows[0]["training_cases"].split(";")
 
 
 def test_one_generator_per_group_samples_the_largest_m_once(finished_sweep):
     output_dir, _ = finished_sweep
-    for group in ("R001_seed0", "R002_seed0"):
+    for group in ("R002_seed0",):
         synthetic = json.loads((output_dir / group / "generators" / "dhvae" / "synthetic" / "synthetic_datalist.json").read_text())
         assert len(synthetic["training"]) == 8
         settings = json.loads((output_dir / group / "stages" / "train_segmentation_dhvae_M00004.json").read_text())["settings"]
@@ -74,10 +74,25 @@ def test_report_files(finished_sweep):
         table = list(csv.DictReader(handle))
     assert len(table) == len(rows) and float(table[1]["dice_3d"]) == pytest.approx(rows[1]["dice_3d"])
     results = (output_dir / "results.md").read_text()
-    assert "**1 real training patient**" in results and "**2 real training patients**" in results
+    assert "**2 real training patients**" in results
     assert f"| dHVAE | 8 | 1 | {100 * rows[2]['dice_3d']:.1f} |" in results
     assert (output_dir / "dice_vs_synthetic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((output_dir / "summary.json").read_text())["runs"][0]["runs"] == 1
+
+
+def test_each_generator_is_scored_in_its_groups_reference_segmenter_features(finished_sweep):
+    output_dir, _ = finished_sweep
+    with open(output_dir / "quality.csv") as handle:
+        quality = list(csv.DictReader(handle))
+    assert [(row["generator"], row["training_patients"]) for row in quality] == [("dhvae", "2")]
+    for row in quality:
+        assert 0.0 <= float(row["acceptance_acceptance_rate"]) <= 1.0 and float(row["reconstruction_psnr"]) > 0
+    settings = json.loads((output_dir / "R002_seed0" / "stages" / "quality_dhvae.json").read_text())["settings"]
+    assert settings["segmenter_weights"].endswith("R002_seed0/models/no_augmentation.pt")
+    assert settings["generator_weights"].endswith("R002_seed0/generators/dhvae/models/generator.pt")
+    results = (output_dir / "results.md").read_text()
+    assert "## Sample quality" in results and "| recon. PSNR (dB) |" in results
+    assert (output_dir / "R002_seed0" / "generators" / "dhvae" / "quality" / "real_vs_synthetic.png").is_file()
 
 
 def test_rerun_resumes_without_running_a_stage_and_extends_a_sweep(finished_sweep, monkeypatch):
@@ -91,7 +106,7 @@ def test_rerun_resumes_without_running_a_stage_and_extends_a_sweep(finished_swee
     )
     assert run_experiment(BUNDLE, output_dir, tiny_sweep()) == rows
     assert calls == []
-    run_experiment(BUNDLE, output_dir, tiny_sweep(training_patients=[1], num_synthetic=[0, 2, 8]))
+    run_experiment(BUNDLE, output_dir, tiny_sweep(num_synthetic=[0, 2, 8]))
     assert [stage for stage, _ in calls] == ["train_segmentation", "evaluate"], "only the new M = 2 run is trained"
 
 
