@@ -89,12 +89,25 @@ class LoadVolumed(MapTransform):
             raise ValueError("default_channel_names needs a channel_names_key to write them to.")
         self.channel_names_key = channel_names_key
         self.default_channel_names = list(default_channel_names)
-        self.resample_channels = frozenset(resample_channels)
+        # sorted, not a set: a pickle of the transform (a disk cache's key) must not depend on string hashing
+        self.resample_channels = tuple(sorted(set(resample_channels)))
         self.reference_key = reference_key
         self.affine_tolerance = affine_tolerance
+        self.reader = reader
         self._loader = LoadImage(reader=reader, image_only=True, ensure_channel_first=True)
         # zeros outside the source's field of view: no tracer activity rather than a replicated border
         self._resampler = ResampleToMatch(mode="bilinear", padding_mode="zeros")
+
+    def __getstate__(self) -> dict:
+        # MONAI's readers remember the last file read: a pickle (a DataLoader worker's copy, the key of a disk cache
+        # of preprocessed volumes) holds the settings only, so it is the same before and after the first call
+        state = dict(self.__dict__)
+        state["_loader"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._loader = LoadImage(reader=self.reader, image_only=True, ensure_channel_first=True)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         d = dict(data)

@@ -5,7 +5,7 @@ import torch
 from monai.transforms import Compose, Transform
 
 from dhvae_monai.data import TumourSliceDataset, make_datalist, make_phantom_dataset, preprocessed_volumes
-from dhvae_monai.transforms import brats_volume_transforms
+from dhvae_monai.transforms import brats_volume_transforms, hecktor_volume_transforms
 
 
 class ScaledVolume(Transform):
@@ -70,3 +70,17 @@ def test_bad_file_error_names_the_file_with_the_disk_cache(tmp_path):
         transform = brats_volume_transforms(spatial_size=(8, 8, 4))
         preprocessed_volumes([dict(item, image=[str(broken)])], transform, cache_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.pt")), "nothing is cached for a file that failed"
+
+
+@pytest.mark.parametrize(
+    "layout, pipeline",
+    [("brats2021", brats_volume_transforms), ("hecktor2021", hecktor_volume_transforms)],
+)
+def test_disk_cache_key_is_the_same_after_the_transform_has_run(tmp_path, layout, pipeline):
+    # one stage builds several datasets from one transform object (training, then validation volumes)
+    make_phantom_dataset(tmp_path / "data", layout, num_cases=2, seed=3)
+    items = make_datalist(tmp_path / "data", val_fraction=0, test_fraction=0)["training"]
+    transform = pipeline(spatial_size=(16, 16, 8))
+    preprocessed_volumes(items[:1], transform, cache_dir=tmp_path / "cache")
+    preprocessed_volumes(items, transform, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2, "the first volume is read back, not preprocessed again"
