@@ -36,7 +36,9 @@ REAL_BRATS = REPO.parent / "shared" / "data" / "real" / "brats" / "brainy_Brats1
 BRATS_SHAPE = (240, 240, 155)
 
 
-def volume_items(workdir: Path, num_phantoms: int, shape=BRATS_SHAPE, real: bool = True) -> tuple[list[dict], list[str]]:
+def volume_items(
+    workdir: Path, num_phantoms: int, shape: tuple[int, int, int] = BRATS_SHAPE, real: bool = True
+) -> tuple[list[dict], list[str]]:
     """Datalist items of the real BraTS 2018 case (if present and ``real``) and ``num_phantoms`` phantoms."""
     items, sources = [], []
     if real and REAL_BRATS.is_dir():

@@ -124,37 +124,39 @@ def run(
 ) -> list[dict]:
     context = multiprocessing.get_context("spawn")
     rows = []
-    for image_size in image_sizes:
-        for steps in leapfrog_steps:
-            for recompute in (False, True) if steps > 0 else (False,):
-                for memory_format in memory_formats:
-                    config = dict(
-                        network=network, image_size=image_size, leapfrog_steps=steps, recompute=recompute,
-                        memory_format=memory_format, batch_size=batch_size, repeats=repeats, warmup=warmup,
-                        threads=threads, device=str(device), load_average_before=load_average(),
-                    )
-                    queue = context.Queue()
-                    process = context.Process(target=_measure_in_child, args=(config, queue))
-                    process.start()
-                    result = queue.get()
-                    process.join()
-                    if "error" in result:
-                        raise RuntimeError(f"measuring {config} failed: {result['error']}")
-                    row = {**config, **result, "load_average_after": load_average()}
-                    rows.append(row)
-                    print(
-                        f"{image_size:>4}px K={steps:<2} {'2K evaluations' if recompute else 'K+1 evaluations':<15} "
-                        f"{memory_format:<14} {row['seconds']:8.3f} s/step  +{row['peak_extra_mib']:8.1f} MiB  "
-                        f"load {row['load_average_after'][0]}",
-                        flush=True,
-                    )
+    for config in (
+        dict(image_size=size, leapfrog_steps=steps, recompute=recompute, memory_format=memory_format, threads=count)
+        for count in threads for size in image_sizes for steps in leapfrog_steps
+        for recompute in ((False, True) if steps > 0 else (False,)) for memory_format in memory_formats
+    ):
+        config.update(
+            network=network, batch_size=batch_size, repeats=repeats, warmup=warmup, device=str(device),
+            load_average_before=load_average(),
+        )
+        queue = context.Queue()
+        process = context.Process(target=_measure_in_child, args=(config, queue))
+        process.start()
+        result = queue.get()
+        process.join()
+        if "error" in result:
+            raise RuntimeError(f"measuring {config} failed: {result['error']}")
+        row = {**config, **result, "load_average_after": load_average()}
+        rows.append(row)
+        print(
+            f"{row['image_size']:>4}px K={row['leapfrog_steps']:<2} "
+            f"{'2K evaluations' if row['recompute'] else 'K+1 evaluations':<15} {row['memory_format']:<14} "
+            f"{row['threads']} thread(s) {row['seconds']:8.3f} s/step  +{row['peak_extra_mib']:8.1f} MiB  "
+            f"load {row['load_average_after'][0]}",
+            flush=True,
+        )
     for row in rows:
         def same(other, **changes):
-            keys = ("image_size", "leapfrog_steps", "recompute", "memory_format")
+            keys = ("image_size", "leapfrog_steps", "recompute", "memory_format", "threads")
             return all(other[key] == changes.get(key, row[key]) for key in keys)
 
-        vae = next(r for r in rows if same(r, leapfrog_steps=0, recompute=False))
-        row["ratio_to_vae"] = row["seconds"] / vae["seconds"]
+        vae = next((r for r in rows if same(r, leapfrog_steps=0, recompute=False)), None)
+        if vae is not None:
+            row["ratio_to_vae"] = row["seconds"] / vae["seconds"]
         if row["leapfrog_steps"] > 0 and not row["recompute"]:
             naive = next(r for r in rows if same(r, recompute=True))
             row["ratio_to_recompute"] = row["seconds"] / naive["seconds"]
@@ -163,6 +165,10 @@ def run(
             contiguous = next((r for r in rows if same(r, memory_format="contiguous")), None)
             if contiguous is not None:
                 row["ratio_to_contiguous"] = row["seconds"] / contiguous["seconds"]
+        if row["threads"] != threads[0]:
+            row["ratio_to_first_thread_count"] = row["seconds"] / next(
+                r for r in rows if same(r, threads=threads[0])
+            )["seconds"]
     return rows
 
 
@@ -176,7 +182,10 @@ def main() -> None:
     parser.add_argument("--network", choices=sorted(NETWORKS), default="phantom")
     parser.add_argument("--memory_formats", nargs="+", choices=sorted(MEMORY_FORMATS), default=["contiguous"])
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (named in the results)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[torch.get_num_threads()],
+        help="intra-op threads; several values give one row each (ratios to the first)",
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -185,7 +194,9 @@ def main() -> None:
         device, args.memory_formats,
     )
     if args.output is not None:
-        write_results(args.output, {"machine": machine(device, args.threads), "network": NETWORKS[args.network], "rows": rows})
+        write_results(
+            args.output, {"machine": machine(device, args.threads[0]), "network": NETWORKS[args.network], "rows": rows}
+        )
 
 
 if __name__ == "__main__":

@@ -22,12 +22,17 @@ import torch
 
 from dhvae_monai.utils.atomic import atomic_path
 
-__all__ = ["NETWORKS", "resolve_device", "synchronize", "machine", "load_average", "time_interleaved", "summary", "write_results"]
+__all__ = [
+    "NETWORKS", "resolve_device", "synchronize", "machine", "load_average", "time_interleaved", "summary",
+    "write_results",
+]
 
 # the generator networks the benchmarks measure: the bundles' phantom settings and the paper's network (the DHVAE
 # defaults, i.e. configs/common.yaml)
 NETWORKS = {
-    "phantom": {"channels": (16, 32, 64, 64), "num_res_blocks": 1, "attention_levels": (False,) * 4, "norm_num_groups": 16},
+    "phantom": {
+        "channels": (16, 32, 64, 64), "num_res_blocks": 1, "attention_levels": (False,) * 4, "norm_num_groups": 16,
+    },
     "paper": {
         "channels": (128, 256, 512, 512), "num_res_blocks": 2, "attention_levels": (False, False, False, True),
         "norm_num_groups": 32,
@@ -60,7 +65,8 @@ def _cpu_model() -> str:
             first_processor = handle.read().split("\n\n")[0]
     except OSError:
         return platform.processor() or platform.machine()
-    fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in first_processor.splitlines() if ":" in line)}
+    pairs = (line.split(":", 1) for line in first_processor.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in pairs}
     name = fields.get("model name") or platform.machine()
     family, model = fields.get("cpu family"), fields.get("model")
     return f"{name} (family {family}, model {model})" if family else name

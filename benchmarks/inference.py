@@ -175,7 +175,8 @@ def main() -> None:
         )
     if args.output is not None:
         write_results(args.output, {
-            "machine": machine(device, args.threads), "load_average_before": load_before, "load_average_after": load_after,
+            "machine": machine(device, args.threads),
+            "load_average_before": load_before, "load_average_after": load_after,
             "case": case, "input_shape": ours.input_shape, "zoo_input_shape": zoo.input_shape,
             "parameters": {
                 "basic_unet": sum(p.numel() for p in ours.network.parameters()),

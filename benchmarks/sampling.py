@@ -122,12 +122,14 @@ def main() -> None:
                "parameters": sizes[name]}
         row["pairs_per_second"] = args.batch_size / row["seconds_per_batch"]["median"]
         rows.append(row)
+    ldm_rate = next(row for row in rows if row["sampler"] == baseline)["pairs_per_second"]
     for row in rows:
-        row["speed_ratio_to_ldm"] = row["pairs_per_second"] / next(r for r in rows if r["sampler"] == baseline)["pairs_per_second"]
-        print(f"{row['sampler']:<20} {row['pairs_per_second']:9.2f} pairs/s  x{row['speed_ratio_to_ldm']:.1f} vs LDM", flush=True)
+        row["speed_ratio_to_ldm"] = row["pairs_per_second"] / ldm_rate
+        print(f"{row['sampler']:<20} {row['pairs_per_second']:9.3f} pairs/s  x{row['speed_ratio_to_ldm']:.1f} vs LDM")
     if args.output is not None:
         write_results(args.output, {
-            "machine": machine(device, args.threads), "load_average_before": load_before, "load_average_after": load_after,
+            "machine": machine(device, args.threads),
+            "load_average_before": load_before, "load_average_after": load_after,
             "ddim_steps": args.ddim_steps, "denoiser": DENOISER, "rows": rows,
         })
 

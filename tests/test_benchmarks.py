@@ -66,7 +66,8 @@ def test_interleaved_timing_alternates_candidates_after_warmup():
     harness = _load("harness")
     order = []
     times = harness.time_interleaved(
-        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=2, warmup=1, device=torch.device("cpu")
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=2, warmup=1,
+        device=torch.device("cpu"),
     )
     assert order == ["a", "b"] * 3
     assert [len(seconds) for seconds in times.values()] == [2, 2]
