@@ -80,7 +80,7 @@ class Pipeline:
     """One inference pipeline run end to end by a ``SupervisedEvaluator``, timing its inferer's calls."""
 
     def __init__(self, network, preprocessing, inferer, postprocessing, item: dict, device: torch.device, amp: bool):
-        self.network, self.item = network.eval(), item
+        self.network = network.eval()
         self.inferer = TimedInferer(inferer, device)
         self.evaluator = SupervisedEvaluator(
             device=device, val_data_loader=DataLoader(Dataset([item], transform=preprocessing), batch_size=1),

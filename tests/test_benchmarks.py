@@ -10,7 +10,7 @@ import pytest
 import torch
 from monai.inferers import SliceInferer, SlidingWindowInferer
 from monai.networks.nets import BasicUNet, SegResNet
-from monai.transforms import Transform
+from monai.transforms import Compose, Transform
 
 from dhvae_monai.data import TumourSliceDataset, make_phantom_dataset
 from dhvae_monai.transforms import brats_volume_transforms
@@ -131,14 +131,21 @@ def test_timed_inferer_records_each_call():
 
 
 class CountingTransform(Transform):
-    """The volume preprocessing, counting its calls (a deterministic MONAI ``Transform``, so datasets cache it)."""
+    """Counts the volumes that reach the end of the preprocessing (deterministic, so datasets cache it)."""
 
-    def __init__(self, transform):
-        self.transform, self.calls = transform, 0
+    def __init__(self):
+        self.calls = 0
 
     def __call__(self, item):
         self.calls += 1
-        return self.transform(item)
+        return item
+
+
+def _counted_preprocessing() -> tuple[Compose, CountingTransform]:
+    # one flat Compose, as brats_volume_transforms returns it, so the disk caches' transform hash is the same
+    # for every instance
+    counter = CountingTransform()
+    return Compose([*brats_volume_transforms(spatial_size=(32, 32, 12)).transforms, counter]), counter
 
 
 def test_only_the_uncached_loader_reruns_the_volume_preprocessing(tmp_path):
@@ -146,18 +153,18 @@ def test_only_the_uncached_loader_reruns_the_volume_preprocessing(tmp_path):
     items, sources = data_loading.volume_items(tmp_path, num_phantoms=2, shape=(48, 48, 24), real=False)
     assert len(items) == 2 and sources == ["2 phantoms (48, 48, 24)"]
     reads = {}
-    for name in ("no_cache", "cache_dataset", "persistent_dataset"):
-        transform = CountingTransform(brats_volume_transforms(spatial_size=(32, 32, 12)))
+    for name in ("no_cache", "memory_cache", "disk_cache", "memory_and_disk_cache"):
+        transform, counter = _counted_preprocessing()
         volumes = data_loading.volume_datasets(items, transform, tmp_path / "cache")[name]()
         slices = TumourSliceDataset(volumes, min_tumour_area=4, area_bin_width=4)
-        after_setup = transform.calls
+        after_setup = counter.calls
         slices[0], slices[len(slices) - 1]
-        reads[name] = (after_setup, transform.calls - after_setup)
+        reads[name] = (after_setup, counter.calls - after_setup)
     assert reads["no_cache"] == (2, 2)  # every slice read preprocesses its volume again
-    assert reads["cache_dataset"] == (2, 0)
-    assert reads["persistent_dataset"] == (2, 0)
-    # a second PersistentDataset over the same folder reads the disk cache without preprocessing anything
-    transform = CountingTransform(brats_volume_transforms(spatial_size=(32, 32, 12)))
-    rerun = data_loading.volume_datasets(items, transform, tmp_path / "cache")["persistent_dataset"]()
-    TumourSliceDataset(rerun, min_tumour_area=4, area_bin_width=4)[0]
-    assert transform.calls == 0
+    assert reads["memory_cache"] == reads["disk_cache"] == reads["memory_and_disk_cache"] == (2, 0)
+    # a second dataset over the same disk cache reads it without preprocessing anything
+    for name in ("disk_cache", "memory_and_disk_cache"):
+        transform, counter = _counted_preprocessing()
+        rerun = data_loading.volume_datasets(items, transform, tmp_path / "cache")[name]()
+        TumourSliceDataset(rerun, min_tumour_area=4, area_bin_width=4)[0]
+        assert counter.calls == 0, name
