@@ -15,8 +15,8 @@ residual blocks, attention at the deepest level). ``--memory_formats contiguous 
 configuration with the network and the batch in ``channels_last``, to see whether that layout pays.
 
     python benchmarks/generator_step.py --output docs/benchmarks/generator_step.json
-    python benchmarks/generator_step.py --network paper --image_sizes 128 --leapfrog_steps 0 3 --batch_size 2 \\
-        --repeats 2 --output docs/benchmarks/generator_step_paper.json
+    python benchmarks/generator_step.py --network paper --image_sizes 128 --leapfrog_steps 0 3 --batch_size 1 \\
+        --repeats 1 --warmup 0 --threads 1 --output docs/benchmarks/generator_step_paper.json
 """
 
 from __future__ import annotations
