@@ -19,11 +19,15 @@ holds. The checks follow the Model Zoo's ``ci/verify_bundle.py`` and its contrib
   work tree (an unpacked archive) the files listed in ``large_files.yml`` count as not committed;
 - **README**: ``docs/README.md`` has the sections of the Model Zoo's README template;
 - **weights**: trained ``models/model.pt``, when present, loads into ``network_def``;
-- **network**: MONAI's ``verify_net_in_out`` on ``network_def``;
+- **network**: MONAI's ``verify_net_in_out`` on ``network_def``, with the trained weights when they load, else as
+  initialised;
 - **TorchScript**: MONAI's ``ckpt_export`` of ``models/model.pt``, or of random weights when there are none, and the
   exported module (and a provided ``models/model.ts``) loads.
 
-Not checked here: that the version is new to the Model Zoo (that needs the Zoo's ``model_info.json``).
+``--config configs/phantom.yaml`` adds config files after the inference config (for weights trained with other
+settings), ``--require-weights`` also fails without ``models/model.pt`` (the Zoo's preferred-files check), and
+``--only CHECK`` runs some checks alone (all but ``network`` and ``torchscript`` take well under a second). Not checked
+here: that the version is new to the Model Zoo (that needs the Zoo's ``model_info.json``).
 """
 
 from __future__ import annotations
@@ -63,12 +67,20 @@ __all__ = [
 ]
 
 #: the checks, in the order they run and report
-CHECKS = ("files", "metadata", "version", "inference_config", "large_files", "readme", "weights", "network", "torchscript")
+CHECKS = (
+    "files",
+    "metadata",
+    "version",
+    "inference_config",
+    "large_files",
+    "readme",
+    "weights",
+    "network",
+    "torchscript",
+)
 #: the offline copy of the Model Zoo's metadata schema (Apache-2.0, MONAI Consortium; see schemas/README.md)
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "meta_schema_20240725.json"
-SCHEMA_URL = (
-    "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
-)
+SCHEMA_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
 #: the Model Zoo's limit for a file in its repository (its CONTRIBUTING, "Model storage")
 MAX_COMMITTED_BYTES = 25 * 1024 * 1024
 #: the non-optional sections of the Model Zoo's README template (docs/readme_template.md)
@@ -117,6 +129,7 @@ class _Bundle:
     tracked: set[str] | None
     large_files: Path | None
     entries: list[LargeFile]
+    trained_network: torch.nn.Module | None = None  # network_def with models/model.pt loaded, once it loads
 
     def failure(self, check: str, relative: str | os.PathLike, message: str) -> CheckFailure:
         return CheckFailure(check, self.root / relative, message)
@@ -160,7 +173,11 @@ def _check_files(bundle: _Bundle) -> list[CheckFailure]:
             failures.append(bundle.failure("files", relative, f"is empty: it should hold {what}."))
     if not any((bundle.root / name).is_file() for name in INFERENCE_CONFIGS):
         failures.append(
-            bundle.failure("files", "configs/inference.yaml", "missing: the inference config the Model Zoo verifies (.json or .yaml).")
+            bundle.failure(
+                "files",
+                "configs/inference.yaml",
+                "missing: the inference config the Model Zoo verifies (.json or .yaml).",
+            )
         )
     return failures
 
@@ -191,7 +208,8 @@ def _check_metadata(bundle: _Bundle, schema: Path) -> list[CheckFailure]:
     if isinstance(url, str) and url.rsplit("/", 1)[-1] != schema.name:
         failures.append(
             bundle.failure(
-                "metadata", relative,
+                "metadata",
+                relative,
                 f"'schema' names {url.rsplit('/', 1)[-1]}, but this check holds {schema.name}: set 'schema' to "
                 f"{SCHEMA_URL if schema == SCHEMA_PATH else schema.name}, or pass --schema with the file it names.",
             )
@@ -200,7 +218,11 @@ def _check_metadata(bundle: _Bundle, schema: Path) -> list[CheckFailure]:
     errors = list(validator_for(schema_content)(schema_content).iter_errors(metadata))
     if errors:  # the most relevant one: fixing it and checking again shows the next
         error = best_match(errors)
-        failures.append(bundle.failure("metadata", relative, f"fails the schema {schema.name} at {error.json_path}: {error.message}."))
+        failures.append(
+            bundle.failure(
+                "metadata", relative, f"fails the schema {schema.name} at {error.json_path}: {error.message}."
+            )
+        )
     return failures
 
 
@@ -215,13 +237,18 @@ def _check_version(bundle: _Bundle) -> list[CheckFailure]:
         changelog = metadata.get("changelog")
         if not isinstance(changelog, dict) or version not in changelog:
             failures.append(
-                bundle.failure("version", relative, f"'changelog' has no entry for version {version}: add one that says what changed.")
+                bundle.failure(
+                    "version",
+                    relative,
+                    f"'changelog' has no entry for version {version}: add one that says what changed.",
+                )
             )
     pins = metadata.get("required_packages_version")
     if isinstance(pins, dict) and pins.get("dhvae-monai") != __version__:
         failures.append(
             bundle.failure(
-                "version", relative,
+                "version",
+                relative,
                 f"required_packages_version pins dhvae-monai {pins.get('dhvae-monai')!r}, but this is dhvae-monai "
                 f"{__version__} and the Model Zoo installs the pinned one: set it to {__version__!r}.",
             )
@@ -247,14 +274,22 @@ def _check_inference_config(bundle: _Bundle) -> list[CheckFailure]:
     relative = Path(bundle.configs[0]).relative_to(bundle.root)
     for config in bundle.configs[1:]:
         if not Path(config).is_file():
-            return [bundle.failure("inference_config", Path(config).relative_to(bundle.root), "missing (given with --config).")]
+            return [
+                bundle.failure(
+                    "inference_config", Path(config).relative_to(bundle.root), "missing (given with --config)."
+                )
+            ]
     try:
         parser = _parser(bundle)
     except Exception as error:  # JSON and YAML readers raise their own types
         return [bundle.failure("inference_config", relative, f"cannot be read: {_one_line(error)}")]
     missing = [key for key in INFERENCE_KEYS if key not in parser]
     if missing:
-        return [bundle.failure("inference_config", relative, f"defines no {', '.join(missing)} (keys the Model Zoo requires).")]
+        return [
+            bundle.failure(
+                "inference_config", relative, f"defines no {', '.join(missing)} (keys the Model Zoo requires)."
+            )
+        ]
     return []
 
 
@@ -272,7 +307,8 @@ def _check_large_files(bundle: _Bundle) -> list[CheckFailure]:
         if entry.hash_type != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", entry.hash_val):
             failures.append(
                 bundle.failure(
-                    "large_files", listed_name,
+                    "large_files",
+                    listed_name,
                     f"{entry.path}: give its sha256 (hash_type: sha256, hash_val: 64 hex digits), found "
                     f"hash_type {entry.hash_type!r}, hash_val {entry.hash_val!r}.",
                 )
@@ -280,7 +316,8 @@ def _check_large_files(bundle: _Bundle) -> list[CheckFailure]:
         elif path.is_file() and file_sha256(path) != entry.hash_val:
             failures.append(
                 bundle.failure(
-                    "large_files", listed_name,
+                    "large_files",
+                    listed_name,
                     f"{entry.path} has sha256 {file_sha256(path)}, but its entry says {entry.hash_val}: it is not the "
                     "file the entry describes (update hash_val and url, or restore the file).",
                 )
@@ -288,7 +325,8 @@ def _check_large_files(bundle: _Bundle) -> list[CheckFailure]:
         if not entry.url and not shipped(entry.path):
             failures.append(
                 bundle.failure(
-                    "large_files", listed_name,
+                    "large_files",
+                    listed_name,
                     f"{entry.path} is not {state} and its entry has no url to download it from: upload it and set url.",
                 )
             )
@@ -298,7 +336,8 @@ def _check_large_files(bundle: _Bundle) -> list[CheckFailure]:
             if relative not in bundle.tracked and relative not in listed:
                 failures.append(
                     bundle.failure(
-                        "large_files", relative,
+                        "large_files",
+                        relative,
                         f"not committed and {listed_name} has no entry for it: add path {relative}, its url and "
                         f"hash_type sha256, hash_val {file_sha256(weights)}.",
                     )
@@ -309,7 +348,8 @@ def _check_large_files(bundle: _Bundle) -> list[CheckFailure]:
         if path.is_file() and path.stat().st_size > MAX_COMMITTED_BYTES:
             failures.append(
                 bundle.failure(
-                    "large_files", relative,
+                    "large_files",
+                    relative,
                     f"{path.stat().st_size / 2**20:.1f} MB is over the Model Zoo's 25 MB limit for a committed file: "
                     f"leave it out of git and list it in {listed_name} with its url and sha256.",
                 )
@@ -337,7 +377,9 @@ def _check_readme(bundle: _Bundle) -> list[CheckFailure]:
     if missing:
         names = ", ".join(repr(section) for section in missing)
         sections = "sections" if len(missing) > 1 else "section"
-        return [bundle.failure("readme", "docs/README.md", f"has no {names} {sections} (the Model Zoo's README template).")]
+        return [
+            bundle.failure("readme", "docs/README.md", f"has no {names} {sections} (the Model Zoo's README template).")
+        ]
     return []
 
 
@@ -349,14 +391,17 @@ def _check_weights(bundle: _Bundle, require_weights: bool) -> list[CheckFailure]
         if require_weights and WEIGHTS not in {entry.path for entry in bundle.entries}:
             return [
                 bundle.failure(
-                    "weights", WEIGHTS,
+                    "weights",
+                    WEIGHTS,
                     "missing, and large_files.yml has no entry for it: the Model Zoo expects trained weights (run the "
                     "train_segmentation stage, or check without --require-weights).",
                 )
             ]
         return []
     try:
-        load_weights(_parser(bundle).get_parsed_content(NETWORK_ID), path, produced_by="train_segmentation")
+        bundle.trained_network = load_weights(
+            _parser(bundle).get_parsed_content(NETWORK_ID), path, produced_by="train_segmentation"
+        )
     except Exception as error:  # a config that does not build is the network check's to report
         message = str(error).replace(f"{path} ", "", 1) if isinstance(error, ValueError) else _one_line(error)
         config = Path(bundle.configs[0]).name
@@ -367,15 +412,24 @@ def _check_weights(bundle: _Bundle, require_weights: bool) -> list[CheckFailure]
 def _check_network(bundle: _Bundle) -> list[CheckFailure]:
     if bundle.configs is None or bundle.metadata is None:
         return []
+    # with trained weights, the network they are loaded into replaces the config's (an override, as on the CLI)
+    trained = {} if bundle.trained_network is None else {NETWORK_ID: bundle.trained_network}
     try:
         with _quiet_monai():
             verify_net_in_out(
-                net_id=NETWORK_ID, meta_file=str(bundle.root / "configs/metadata.json"), config_file=bundle.configs,
+                net_id=NETWORK_ID,
+                meta_file=str(bundle.root / "configs/metadata.json"),
+                config_file=bundle.configs,
                 bundle_root=str(bundle.root),
+                **trained,
             )
     except Exception as error:  # MONAI raises KeyError, ValueError, RuntimeError from the network itself
         relative = Path(bundle.configs[0]).relative_to(bundle.root)
-        return [bundle.failure("network", relative, f"verify_net_in_out {NETWORK_ID} against metadata.json fails: {_one_line(error)}")]
+        return [
+            bundle.failure(
+                "network", relative, f"verify_net_in_out {NETWORK_ID} against metadata.json fails: {_one_line(error)}"
+            )
+        ]
     return []
 
 
@@ -393,20 +447,31 @@ def _check_torchscript(bundle: _Bundle, weights_failed: bool) -> list[CheckFailu
             exported = Path(scratch) / "model.ts"
             with _quiet_monai():
                 ckpt_export(
-                    net_id=NETWORK_ID, filepath=str(exported), ckpt_file=str(weights),
-                    meta_file=str(bundle.root / "configs/metadata.json"), config_file=bundle.configs,
+                    net_id=NETWORK_ID,
+                    filepath=str(exported),
+                    ckpt_file=str(weights),
+                    meta_file=str(bundle.root / "configs/metadata.json"),
+                    config_file=bundle.configs,
                     bundle_root=str(bundle.root),
                 )
             torch.jit.load(exported)
         except Exception as error:  # scripting errors come from torch.jit in many types
             relative = Path(bundle.configs[0]).relative_to(bundle.root)
-            failures.append(bundle.failure("torchscript", relative, f"ckpt_export {NETWORK_ID} to TorchScript fails: {_one_line(error)}"))
+            failures.append(
+                bundle.failure(
+                    "torchscript", relative, f"ckpt_export {NETWORK_ID} to TorchScript fails: {_one_line(error)}"
+                )
+            )
     provided = bundle.root / "models/model.ts"
     if provided.is_file():
         try:
             torch.jit.load(provided)
         except Exception as error:  # torch.jit.load raises RuntimeError or ValueError by version
-            failures.append(bundle.failure("torchscript", "models/model.ts", f"does not load with torch.jit.load: {_one_line(error)}"))
+            failures.append(
+                bundle.failure(
+                    "torchscript", "models/model.ts", f"does not load with torch.jit.load: {_one_line(error)}"
+                )
+            )
     return failures
 
 
@@ -455,7 +520,9 @@ def check_bundle(
             entries = read_large_files(large_files)
         except LargeFilesError as error:
             large_files_problem = CheckFailure("large_files", root / large_files.name, error.problem)
-    bundle = _Bundle(root, metadata, _inference_configs(root, extra_configs), _tracked_files(root), large_files, entries)
+    bundle = _Bundle(
+        root, metadata, _inference_configs(root, extra_configs), _tracked_files(root), large_files, entries
+    )
 
     found = {"files": _check_files(bundle)}
     found["metadata"] = _check_metadata(bundle, Path(schema) if schema is not None else SCHEMA_PATH)
@@ -467,7 +534,7 @@ def check_bundle(
         bundle.configs = None
     found["large_files"] = ([large_files_problem] if large_files_problem else []) + _check_large_files(bundle)
     found["readme"] = _check_readme(bundle)
-    if "weights" in checks or "torchscript" in checks:
+    if {"weights", "network", "torchscript"} & set(checks):
         found["weights"] = _check_weights(bundle, require_weights)
     if "network" in checks:
         found["network"] = _check_network(bundle)
@@ -479,20 +546,35 @@ def check_bundle(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dhvae_monai.bundle_check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m dhvae_monai.bundle_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("bundle_dir", help="the bundle folder, e.g. bundles/dhvae_brats")
-    parser.add_argument("--schema", default=None, help=f"metadata schema file; default: the shipped {SCHEMA_PATH.name}")
     parser.add_argument(
-        "--config", dest="extra_configs", action="append", default=[], metavar="FILE",
+        "--schema", default=None, metavar="FILE", help=f"metadata schema file; default: the shipped {SCHEMA_PATH.name}"
+    )
+    parser.add_argument(
+        "--config",
+        dest="extra_configs",
+        action="append",
+        default=[],
+        metavar="FILE",
         help="a config file (relative to the bundle) read after the inference config, e.g. configs/phantom.yaml for "
         "weights trained with the phantom settings; may be repeated",
     )
     parser.add_argument(
-        "--require-weights", action="store_true", help="fail when models/model.pt is neither present nor in large_files.yml"
+        "--require-weights",
+        action="store_true",
+        help="fail when models/model.pt is neither present nor in large_files.yml",
     )
     parser.add_argument(
-        "--only", dest="checks", action="append", choices=CHECKS, default=None, metavar="CHECK",
+        "--only",
+        dest="checks",
+        action="append",
+        choices=CHECKS,
+        default=None,
+        metavar="CHECK",
         help=f"run only this check ({', '.join(CHECKS)}); may be repeated; default: all",
     )
     args = parser.parse_args(argv)

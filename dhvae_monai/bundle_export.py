@@ -38,9 +38,9 @@ logger = logging.getLogger(__name__)
 #: the member timestamp of the Model Zoo's archives (its ci/utils.py touches every file to it before zipping)
 ARCHIVE_DATE = (2022, 5, 30, 0, 0, 0)
 INFERENCE_WEIGHTS = "model.pt"
-LARGE_FILES_HEADER = """Weight files of this archive and their sha256 (the Model Zoo's large_files format). An entry with a url
-is also published there; `python -m monai.bundle download_large_files` checks the files present and downloads
-the others."""
+LARGE_FILES_HEADER = """Weight files of this archive and their sha256 (the Model Zoo's large_files format). An entry
+with a url is also published there; `python -m monai.bundle download_large_files` checks the files present and
+downloads the others."""
 
 
 class BundleExportError(ValueError):
@@ -83,7 +83,9 @@ def _weight_entries(weights: Sequence[Path], published: dict[str, LargeFile]) ->
         source = published.get(relative)
         same = source is not None and source.hash_type == "sha256" and source.hash_val == sha256
         if source is not None and not same:
-            logger.warning("%s differs from its large_files.yml entry: the archive records its own sha256, no url", path)
+            logger.warning(
+                "%s differs from its large_files.yml entry: the archive records its own sha256, no url", path
+            )
         entries.append(LargeFile(relative, source.url if same else "", sha256, "sha256"))
     return entries
 
@@ -130,7 +132,9 @@ def export_bundle(
         raise BundleExportError(str(error)) from error
     if INFERENCE_WEIGHTS not in {path.name for path in weights} and not allow_missing_weights:
         listed = published.get(f"models/{INFERENCE_WEIGHTS}")
-        hint = f" (large_files.yml lists it at {listed.url}: download it into {root / 'models'} first)" if listed else ""
+        hint = (
+            f" (large_files.yml lists it at {listed.url}: download it into {root / 'models'} first)" if listed else ""
+        )
         raise BundleExportError(
             f"no trained weights: {models_dir / INFERENCE_WEIGHTS} not found{hint}. Train the segmenter (the "
             "train_segmentation stage), pass --weights-from with a run's models/ folder, or --allow-missing-weights to "
@@ -140,7 +144,8 @@ def export_bundle(
     entries = [entry for entry in published.values() if entry.path not in {item.path for item in shipped}] + shipped
     files = [name for name in bundle_files(root) if not name.startswith("models/") and name not in LARGE_FILES_NAMES]
     left_out = sorted(
-        path.name for path in root.iterdir()
+        path.name
+        for path in root.iterdir()
         if path.name not in (*BUNDLE_FOLDERS, "LICENSE", *LARGE_FILES_NAMES) and not path.name.startswith(".")
     )
 
@@ -153,7 +158,9 @@ def export_bundle(
             _add_file(archive, path, f"{root.name}/models/{path.name}")
         _add_text(archive, dump_large_files(entries, LARGE_FILES_HEADER), f"{root.name}/large_files.yml")
     logger.info(
-        "wrote %s: %d bundle files, weights %s%s", archive_path, len(files),
+        "wrote %s: %d bundle files, weights %s%s",
+        archive_path,
+        len(files),
         ", ".join(path.name for path in weights) or "none",
         f"; left out {', '.join(left_out)} (not part of a bundle)" if left_out else "",
     )
@@ -162,12 +169,16 @@ def export_bundle(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dhvae_monai.bundle_export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m dhvae_monai.bundle_export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("bundle_dir", help="the bundle folder, e.g. bundles/dhvae_brats")
     parser.add_argument("--output", required=True, help="folder to write <name>_v<version>.zip into")
     parser.add_argument(
-        "--weights-from", default=None, metavar="MODELS_DIR",
+        "--weights-from",
+        default=None,
+        metavar="MODELS_DIR",
         help="folder of trained weights, e.g. runs/dhvae_brats/models; default: the bundle's models/",
     )
     parser.add_argument(

@@ -72,7 +72,9 @@ class LargeFile:
 
 
 def _is_bundle_part(relative: Path) -> bool:
-    return not any(part.startswith(".") or part in _SKIPPED_PARTS for part in relative.parts) and relative.suffix != ".pyc"
+    return (
+        not any(part.startswith(".") or part in _SKIPPED_PARTS for part in relative.parts) and relative.suffix != ".pyc"
+    )
 
 
 def bundle_files(bundle_dir: str | os.PathLike) -> list[str]:

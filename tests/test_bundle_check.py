@@ -81,7 +81,10 @@ def test_metadata_failing_the_schema_names_the_key(bundle):
 
 
 def test_metadata_with_a_value_of_the_wrong_type_names_its_path(bundle):
-    _edit_json(bundle / "configs/metadata.json", lambda metadata: metadata["network_data_format"]["inputs"]["image"].update(num_channels="one"))
+    _edit_json(
+        bundle / "configs/metadata.json",
+        lambda metadata: metadata["network_data_format"]["inputs"]["image"].update(num_channels="one"),
+    )
     assert _lines(bundle, checks=STATIC) == [
         f"{bundle}/configs/metadata.json: fails the schema meta_schema_20240725.json at "
         "$.network_data_format.inputs.image.num_channels: 'one' is not of type 'integer'."
@@ -89,9 +92,14 @@ def test_metadata_with_a_value_of_the_wrong_type_names_its_path(bundle):
 
 
 def test_metadata_naming_another_schema_version_says_which_to_use(bundle):
-    _edit_json(bundle / "configs/metadata.json", lambda metadata: metadata.update(schema=metadata["schema"].replace("20240725", "20220324")))
+    _edit_json(
+        bundle / "configs/metadata.json",
+        lambda metadata: metadata.update(schema=metadata["schema"].replace("20240725", "20220324")),
+    )
     [line] = _lines(bundle, checks=STATIC)
-    assert line.startswith(f"{bundle}/configs/metadata.json: 'schema' names meta_schema_20220324.json, but this check holds meta_schema_20240725.json")
+    assert line.startswith(
+        f"{bundle}/configs/metadata.json: 'schema' names meta_schema_20220324.json, but this check holds meta_schema_20240725.json"
+    )
 
 
 def test_metadata_that_is_not_json_is_named(bundle):
@@ -104,8 +112,21 @@ def test_metadata_that_is_not_json_is_named(bundle):
     "version, pin, expected",
     [
         ("0.2.0", None, ["'changelog' has no entry for version 0.2.0: add one that says what changed."]),
-        ("0.1", None, ["'version' '0.1' is not MAJOR.MINOR.PATCH.", "'changelog' has no entry for version 0.1: add one that says what changed."]),
-        (None, "0.0.9", ["required_packages_version pins dhvae-monai '0.0.9', but this is dhvae-monai 0.1.0 and the Model Zoo installs the pinned one: set it to '0.1.0'."]),
+        (
+            "0.1",
+            None,
+            [
+                "'version' '0.1' is not MAJOR.MINOR.PATCH.",
+                "'changelog' has no entry for version 0.1: add one that says what changed.",
+            ],
+        ),
+        (
+            None,
+            "0.0.9",
+            [
+                "required_packages_version pins dhvae-monai '0.0.9', but this is dhvae-monai 0.1.0 and the Model Zoo installs the pinned one: set it to '0.1.0'."
+            ],
+        ),
     ],
 )
 def test_version_changelog_and_package_pin_must_agree(bundle, version, pin, expected):
@@ -137,7 +158,9 @@ def test_inference_config_without_an_output_dir_is_named(bundle):
 
 def test_large_files_hash_mismatch_names_the_file_and_both_hashes(bundle):
     weights = _phantom_weights(bundle)
-    _list_large_file(bundle, path="models/model.pt", url="https://example.org/model.pt", hash_val="0" * 64, hash_type="sha256")
+    _list_large_file(
+        bundle, path="models/model.pt", url="https://example.org/model.pt", hash_val="0" * 64, hash_type="sha256"
+    )
     assert _lines(bundle, extra_configs=PHANTOM) == [
         f"{bundle}/large_files.yml: models/model.pt has sha256 {file_sha256(weights)}, but its entry says {'0' * 64}: it "
         "is not the file the entry describes (update hash_val and url, or restore the file)."
@@ -151,7 +174,9 @@ def test_listed_weights_with_their_sha256_pass_every_check(bundle):
 
 
 def test_large_files_entry_needs_a_sha256_and_a_url_for_a_file_not_there(bundle):
-    _list_large_file(bundle, path="models/model.pt", url="", hash_val="d41d8cd98f00b204e9800998ecf8427e", hash_type="md5")
+    _list_large_file(
+        bundle, path="models/model.pt", url="", hash_val="d41d8cd98f00b204e9800998ecf8427e", hash_type="md5"
+    )
     assert _lines(bundle, checks=STATIC) == [
         f"{bundle}/large_files.yml: models/model.pt: give its sha256 (hash_type: sha256, hash_val: 64 hex digits), "
         "found hash_type 'md5', hash_val 'd41d8cd98f00b204e9800998ecf8427e'.",
@@ -179,7 +204,13 @@ def test_weights_git_does_not_track_need_an_entry_with_url_and_sha256(bundle):
         f"{bundle}/large_files.yml: models/model.pt is not committed and its entry has no url to download it from: "
         "upload it and set url."
     ]
-    _list_large_file(bundle, path="models/model.pt", url="https://example.org/model.pt", hash_val=file_sha256(weights), hash_type="sha256")
+    _list_large_file(
+        bundle,
+        path="models/model.pt",
+        url="https://example.org/model.pt",
+        hash_val=file_sha256(weights),
+        hash_type="sha256",
+    )
     assert _lines(bundle, extra_configs=PHANTOM, checks=STATIC) == []
 
 
@@ -194,7 +225,10 @@ def test_committed_file_over_25_mb_is_named(bundle):
 
 
 def test_network_that_disagrees_with_the_metadata_fails_verify_net_in_out(bundle):
-    _edit_json(bundle / "configs/metadata.json", lambda metadata: metadata["network_data_format"]["outputs"]["pred"].update(num_channels=2))
+    _edit_json(
+        bundle / "configs/metadata.json",
+        lambda metadata: metadata["network_data_format"]["outputs"]["pred"].update(num_channels=2),
+    )
     assert _lines(bundle, extra_configs=PHANTOM) == [
         f"{bundle}/configs/inference.yaml: verify_net_in_out network_def against metadata.json fails: ValueError: "
         "output channel number `1` doesn't match: `2`."
@@ -210,20 +244,30 @@ def test_trained_weights_that_do_not_fit_the_inference_config_are_named(bundle):
     )
 
 
-def test_torchscript_export_uses_the_trained_weights_when_present(bundle, monkeypatch):
-    exported = []
+def test_network_checks_use_the_trained_weights_when_present(bundle, monkeypatch):
+    verified, exported = [], []
+
+    def verify_net_in_out(**arguments):
+        verified.append(arguments.get("network_def"))
+        real_verify(**arguments)
 
     def ckpt_export(**arguments):
         exported.append(Path(arguments["ckpt_file"]))
-        real_ckpt_export(**arguments)
+        real_export(**arguments)
 
-    real_ckpt_export = bundle_check.ckpt_export
+    real_verify, real_export = bundle_check.verify_net_in_out, bundle_check.ckpt_export
+    monkeypatch.setattr(bundle_check, "verify_net_in_out", verify_net_in_out)
     monkeypatch.setattr(bundle_check, "ckpt_export", ckpt_export)
-    assert check_bundle(bundle, extra_configs=PHANTOM, checks=("torchscript",)) == []
-    assert exported[-1].name == "random_weights.pt" and not (bundle / "models" / "model.ts").exists()
+    assert check_bundle(bundle, extra_configs=PHANTOM) == []
+    assert verified == [None] and exported[-1].name == "random_weights.pt"  # the config's network, initialised
+    assert not (bundle / "models" / "model.ts").exists()
+
     weights = _phantom_weights(bundle)
-    assert check_bundle(bundle, extra_configs=PHANTOM, checks=("torchscript",)) == []
+    assert check_bundle(bundle, extra_configs=PHANTOM) == []
     assert exported[-1] == weights
+    trained = torch.load(weights, weights_only=True)
+    for name, value in verified[-1].state_dict().items():
+        torch.testing.assert_close(value.cpu(), trained[name])
 
 
 def test_require_weights_names_missing_trained_weights(bundle):

@@ -1,4 +1,5 @@
-"""Exporting a bundle as the Model Zoo's archive: its layout, the weights and their sha256, what stays out, bad input."""
+"""Exporting a bundle as the Model Zoo's archive: its layout, the weights and their sha256, what stays out, bad
+input."""
 
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ def bundle(tmp_path) -> Path:
     shutil.copytree(BUNDLE, copy, ignore=shutil.ignore_patterns("*.pt", "*.ts", "runs", "__pycache__"))
     (copy / "models" / "model.pt").write_bytes(b"segmenter weights")
     (copy / "models" / "generator.pt").write_bytes(b"generator weights")
-    for leftover in ("runs/segmentation/dhvae/checkpoint.pt", "input/scan_flair.nii.gz", "configs/__pycache__/x.pyc", "docs/.notes.md"):
+    for leftover in (
+        "runs/segmentation/dhvae/checkpoint.pt",
+        "input/scan_flair.nii.gz",
+        "configs/__pycache__/x.pyc",
+        "docs/.notes.md",
+    ):
         (copy / leftover).parent.mkdir(parents=True, exist_ok=True)
         (copy / leftover).write_bytes(b"not part of the bundle")
     return copy
@@ -41,11 +47,19 @@ def test_archive_has_the_model_zoo_layout_with_weights_and_their_sha256(bundle, 
     members = _members(archive)
     committed = sorted(
         f"dhvae_brats/{path.relative_to(BUNDLE).as_posix()}"
-        for folder in ("configs", "docs") for path in (BUNDLE / folder).rglob("*") if path.is_file()
+        for folder in ("configs", "docs")
+        for path in (BUNDLE / folder).rglob("*")
+        if path.is_file()
     )
     assert sorted(members) == sorted(
-        [*committed, "dhvae_brats/LICENSE", "dhvae_brats/large_files.yml", "dhvae_brats/models/",
-         "dhvae_brats/models/generator.pt", "dhvae_brats/models/model.pt"]
+        [
+            *committed,
+            "dhvae_brats/LICENSE",
+            "dhvae_brats/large_files.yml",
+            "dhvae_brats/models/",
+            "dhvae_brats/models/generator.pt",
+            "dhvae_brats/models/model.pt",
+        ]
     )
     assert members["dhvae_brats/models/model.pt"] == b"segmenter weights"
     assert members["dhvae_brats/configs/inference.yaml"] == (BUNDLE / "configs/inference.yaml").read_bytes()
@@ -65,9 +79,18 @@ def test_weights_from_a_run_replace_the_bundles_and_keep_a_published_url(bundle,
     run_models = tmp_path / "runs" / "main" / "models"
     run_models.mkdir(parents=True)
     (run_models / "model.pt").write_bytes(b"weights of the run")
-    published = {"path": "models/model.pt", "url": "https://example.org/model.pt",
-                 "hash_val": hashlib.sha256(b"weights of the run").hexdigest(), "hash_type": "sha256"}
-    listed_elsewhere = {"path": "models/model.ts", "url": "https://example.org/model.ts", "hash_val": "", "hash_type": ""}
+    published = {
+        "path": "models/model.pt",
+        "url": "https://example.org/model.pt",
+        "hash_val": hashlib.sha256(b"weights of the run").hexdigest(),
+        "hash_type": "sha256",
+    }
+    listed_elsewhere = {
+        "path": "models/model.ts",
+        "url": "https://example.org/model.ts",
+        "hash_val": "",
+        "hash_type": "",
+    }
     (bundle / "large_files.yml").write_text(yaml.safe_dump({"large_files": [listed_elsewhere, published]}))
     members = _members(export_bundle(bundle, tmp_path / "dist", weights_from=run_models))
     assert members["dhvae_brats/models/model.pt"] == b"weights of the run"
@@ -76,11 +99,22 @@ def test_weights_from_a_run_replace_the_bundles_and_keep_a_published_url(bundle,
 
 
 def test_weights_that_differ_from_their_entry_are_recorded_without_its_url(bundle, tmp_path):
-    stale = {"path": "models/model.pt", "url": "https://example.org/model.pt", "hash_val": "0" * 64, "hash_type": "sha256"}
+    stale = {
+        "path": "models/model.pt",
+        "url": "https://example.org/model.pt",
+        "hash_val": "0" * 64,
+        "hash_type": "sha256",
+    }
     (bundle / "large_files.yml").write_text(yaml.safe_dump({"large_files": [stale]}))
-    entries = yaml.safe_load(_members(export_bundle(bundle, tmp_path / "dist"))["dhvae_brats/large_files.yml"])["large_files"]
-    assert entries[-1] == {"path": "models/model.pt", "url": "", "hash_val": hashlib.sha256(b"segmenter weights").hexdigest(),
-                           "hash_type": "sha256"}
+    entries = yaml.safe_load(_members(export_bundle(bundle, tmp_path / "dist"))["dhvae_brats/large_files.yml"])[
+        "large_files"
+    ]
+    assert entries[-1] == {
+        "path": "models/model.pt",
+        "url": "",
+        "hash_val": hashlib.sha256(b"segmenter weights").hexdigest(),
+        "hash_type": "sha256",
+    }
 
 
 def test_export_without_trained_weights_is_one_clear_error_and_writes_nothing(bundle, tmp_path, capsys):
@@ -118,18 +152,34 @@ def test_allow_missing_weights_exports_the_configs_alone(bundle, tmp_path):
 
 def test_a_listed_but_absent_model_says_where_to_download_it(bundle, tmp_path):
     (bundle / "models" / "model.pt").unlink()
-    entry = {"path": "models/model.pt", "url": "https://example.org/model.pt", "hash_val": "0" * 64, "hash_type": "sha256"}
+    entry = {
+        "path": "models/model.pt",
+        "url": "https://example.org/model.pt",
+        "hash_val": "0" * 64,
+        "hash_type": "sha256",
+    }
     (bundle / "large_files.yml").write_text(yaml.safe_dump({"large_files": [entry]}))
-    with pytest.raises(BundleExportError, match=r"large_files.yml lists it at https://example.org/model.pt: download it into"):
+    with pytest.raises(
+        BundleExportError, match=r"large_files.yml lists it at https://example.org/model.pt: download it into"
+    ):
         export_bundle(bundle, tmp_path / "dist")
 
 
 @pytest.mark.parametrize(
     "setup, message",
     [
-        (lambda bundle: (bundle / "configs" / "metadata.json").unlink(), r"is not a bundle: .*configs/metadata.json not found"),
-        (lambda bundle: (bundle / "configs" / "metadata.json").write_text('{"version": 1}'), r"'version' must be a string"),
-        (lambda bundle: (bundle / "large_files.yml").write_text("large_files: {}"), r"large_files.yml: expected a 'large_files' list"),
+        (
+            lambda bundle: (bundle / "configs" / "metadata.json").unlink(),
+            r"is not a bundle: .*configs/metadata.json not found",
+        ),
+        (
+            lambda bundle: (bundle / "configs" / "metadata.json").write_text('{"version": 1}'),
+            r"'version' must be a string",
+        ),
+        (
+            lambda bundle: (bundle / "large_files.yml").write_text("large_files: {}"),
+            r"large_files.yml: expected a 'large_files' list",
+        ),
     ],
 )
 def test_bad_bundles_are_named(bundle, tmp_path, setup, message):

@@ -25,7 +25,9 @@ DATA_SUFFIXES = (".pt", ".pth", ".ts", ".nii", ".nii.gz", ".zip", ".npz", ".png"
 
 def _run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(map(str, command))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert (
+        result.returncode == 0
+    ), f"{' '.join(map(str, command))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
 
@@ -53,8 +55,12 @@ def test_wheel_holds_the_package_and_its_schema_only(distributions):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     assert {name.split("/")[0] for name in names} == {"dhvae_monai", f"dhvae_monai-{VERSION}.dist-info"}
-    assert {"dhvae_monai/bundle_check.py", "dhvae_monai/bundle_export.py", "dhvae_monai/schemas/meta_schema_20240725.json",
-            "dhvae_monai/schemas/README.md"} <= set(names)
+    assert {
+        "dhvae_monai/bundle_check.py",
+        "dhvae_monai/bundle_export.py",
+        "dhvae_monai/schemas/meta_schema_20240725.json",
+        "dhvae_monai/schemas/README.md",
+    } <= set(names)
     _assert_no_repository_content(names, "")
 
 
@@ -64,8 +70,15 @@ def test_sdist_holds_what_builds_the_wheel_and_no_tests_or_data(distributions):
     assert sdist.name == f"dhvae_monai-{VERSION}.tar.gz"
     with tarfile.open(sdist) as archive:
         names = [member.name for member in archive.getmembers() if member.isfile()]
-    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "dhvae_monai/__init__.py",
-                 "dhvae_monai/schemas/meta_schema_20240725.json"):
+    for name in (
+        "setup.py",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "CHANGELOG.md",
+        "dhvae_monai/__init__.py",
+        "dhvae_monai/schemas/meta_schema_20240725.json",
+    ):
         assert prefix + name in names, name
     _assert_no_repository_content(names, prefix)
 
@@ -77,11 +90,17 @@ def test_wheel_installs_into_a_clean_venv_and_checks_a_bundle(distributions, tmp
     # --no-compile: byte-compiling all of torch at install time is most of an install's minutes; imports compile
     # what they use
     _run([python, "-m", "pip", "install", "--quiet", "--no-compile", TORCH_SPEC], cwd=tmp_path, timeout=900)
-    _run([python, "-m", "pip", "install", "--quiet", "--no-compile", str(distributions["wheel"])], cwd=tmp_path, timeout=900)
+    _run(
+        [python, "-m", "pip", "install", "--quiet", "--no-compile", str(distributions["wheel"])],
+        cwd=tmp_path,
+        timeout=900,
+    )
     _run([python, "-m", "pip", "check"], cwd=tmp_path)
 
     # run outside the repository, so the installed package is imported, not the checkout's
-    location = _run([python, "-c", "import dhvae_monai; print(dhvae_monai.__file__, dhvae_monai.__version__)"], cwd=tmp_path)
+    location = _run(
+        [python, "-c", "import dhvae_monai; print(dhvae_monai.__file__, dhvae_monai.__version__)"], cwd=tmp_path
+    )
     path, version = location.stdout.split()
     assert Path(path).is_relative_to(venv) and version == VERSION
     usage = _run([python, "-m", "dhvae_monai.bundle_check", "--help"], cwd=tmp_path)

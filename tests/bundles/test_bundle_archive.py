@@ -24,16 +24,37 @@ def _run(command: list[str], cwd) -> subprocess.CompletedProcess:
 
 def test_exported_archive_unpacks_passes_the_checks_and_segments_a_scan(brats_segmenter, tmp_path):
     weights = brats_segmenter / "models"
-    _run([sys.executable, "-m", "dhvae_monai.bundle_export", str(BUNDLES_DIR / "dhvae_brats"), "--output",
-          str(tmp_path / "dist"), "--weights-from", str(weights)], cwd=tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "dhvae_monai.bundle_export",
+            str(BUNDLES_DIR / "dhvae_brats"),
+            "--output",
+            str(tmp_path / "dist"),
+            "--weights-from",
+            str(weights),
+        ],
+        cwd=tmp_path,
+    )
     with zipfile.ZipFile(tmp_path / "dist" / "dhvae_brats_v0.1.0.zip") as archive:
         archive.extractall(tmp_path / "received")
     bundle = tmp_path / "received" / "dhvae_brats"
     assert file_sha256(bundle / "models" / "model.pt") == file_sha256(weights / "model.pt")
 
     # the weights were trained with the phantom settings, so they are checked and used with them
-    check = _run([sys.executable, "-m", "dhvae_monai.bundle_check", str(bundle), "--config", "configs/phantom.yaml",
-                  "--require-weights"], cwd=tmp_path)
+    check = _run(
+        [
+            sys.executable,
+            "-m",
+            "dhvae_monai.bundle_check",
+            str(bundle),
+            "--config",
+            "configs/phantom.yaml",
+            "--require-weights",
+        ],
+        cwd=tmp_path,
+    )
     assert check.stdout.splitlines() == [f"{bundle}: passes the Model Zoo checks ({', '.join(CHECKS)})."]
 
     case = json.loads((brats_segmenter / "datalist.json").read_text())["test"][0]

@@ -38,7 +38,8 @@ def _yaml(bundle: str, name: str) -> dict:
 def test_bundle_passes_the_model_zoo_checks(bundle, tmp_path):
     # the bundle as committed: weights and runs a developer made in it locally are not part of it (.gitignore)
     committed = tmp_path / bundle
-    shutil.copytree(BUNDLES_DIR / bundle, committed, ignore=shutil.ignore_patterns("*.pt", "*.ts", "runs", "__pycache__"))
+    ignored = shutil.ignore_patterns("*.pt", "*.ts", "runs", "__pycache__")
+    shutil.copytree(BUNDLES_DIR / bundle, committed, ignore=ignored)
     result = subprocess.run(
         [sys.executable, "-m", "dhvae_monai.bundle_check", str(committed)], capture_output=True, text=True, timeout=300
     )
