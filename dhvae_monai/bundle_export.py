@@ -7,11 +7,12 @@ writes ``dist/dhvae_brats_v<version>.zip`` holding ``dhvae_brats/`` with ``confi
 ``models/`` (the trained weights) and ``large_files.yml``: the layout of the archives the Model Zoo publishes, which
 ``python -m monai.bundle download`` unpacks. Run outputs, input scans, caches and hidden files stay out.
 
-The Model Zoo builds its archive by downloading each ``large_files.yml`` entry into the bundle and zipping it. Here
-the weights come from the bundle's ``models/`` or from ``--weights-from``, and the archive's ``large_files.yml``
-records the sha256 of every weight file it holds (keeping an entry's ``url`` when the file is the one it describes),
-so the unpacked archive passes ``python -m dhvae_monai.bundle_check`` and ``monai.bundle download_large_files``
-verifies the weights instead of downloading them. Entries for weights the archive does not hold are kept as they
+The Model Zoo builds its archive by downloading each ``large_files.yml`` entry into the bundle, deleting
+``large_files.yml`` and zipping the folder. Here the weights come from the bundle's ``models/`` or from
+``--weights-from`` (nothing is downloaded), and the archive keeps a ``large_files.yml`` that records the sha256 of
+every weight file it holds (with the entry's ``url`` when the file is the one the bundle's entry describes). So the
+unpacked archive passes ``python -m dhvae_monai.bundle_check``, and ``python -m monai.bundle download_large_files``
+verifies its weights instead of downloading them. Entries for weights the archive does not hold are kept as they
 are. Members get a fixed timestamp, as in the Model Zoo's archives, so the same bundle zips to the same bytes.
 """
 
