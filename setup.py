@@ -41,6 +41,8 @@ setup(
         "tensorboard>=2.12",
         "tqdm>=4.64",
         "pillow>=9.0",
+        # the experiment report's Dice-against-synthetic-pairs figure
+        "matplotlib>=3.7",
         "scipy>=1.10",
     ],
     extras_require={

@@ -26,7 +26,7 @@ import yaml
 
 from dhvae_monai.utils.atomic import atomic_path
 
-__all__ = ["SEGMENTATION_VARIANTS", "PipelineError", "format_results", "run_pipeline", "run_stage", "main"]
+__all__ = ["SEGMENTATION_VARIANTS", "PipelineError", "format_results", "parse_override", "run_pipeline", "run_stage", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,23 @@ def _root_cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _override(text: str) -> tuple[str, Any]:
+def parse_override(text: str) -> tuple[str, Any]:
+    """
+    A ``KEY=VALUE`` command-line override, the value read as YAML (``1e-4`` as a number).
+
+    Args:
+        text: e.g. ``"generator_epochs=50"``.
+
+    Returns:
+        ``(key, value)``.
+
+    Raises:
+        argparse.ArgumentTypeError: no ``=``, or no key.
+
+    Example::
+
+        parser.add_argument("--set", type=parse_override, action="append", default=[])
+    """
     key, separator, value = text.partition("=")
     if not separator or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -212,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output_dir", default=None, help="default: <bundle>/runs")
     parser.add_argument("--variants", nargs="+", default=list(SEGMENTATION_VARIANTS), choices=list(SEGMENTATION_VARIANTS))
     parser.add_argument(
-        "--set", dest="overrides", metavar="KEY=VALUE", type=_override, action="append", default=[],
+        "--set", dest="overrides", metavar="KEY=VALUE", type=parse_override, action="append", default=[],
         help="override a config key for every stage (YAML value), e.g. --set generator_epochs=50",
     )
     args = parser.parse_args(argv)

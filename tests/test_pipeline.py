@@ -7,7 +7,7 @@ import monai.bundle
 import pytest
 
 from dhvae_monai import pipeline
-from dhvae_monai.pipeline import SEGMENTATION_VARIANTS, PipelineError, _override, format_results, run_pipeline, run_stage
+from dhvae_monai.pipeline import SEGMENTATION_VARIANTS, PipelineError, format_results, parse_override, run_pipeline, run_stage
 
 
 def test_format_results_is_a_markdown_table_in_percent():
@@ -37,21 +37,21 @@ def test_format_results_is_a_markdown_table_in_percent():
         ("dataset_dir=", ("dataset_dir", None)),
     ],
 )
-def test_override_parses_yaml_values(text, expected):
-    assert _override(text) == expected
+def test_parse_override_parses_yaml_values(text, expected):
+    assert parse_override(text) == expected
 
 
-def test_override_scientific_notation_without_a_dot_is_a_number():
+def test_parse_override_scientific_notation_without_a_dot_is_a_number():
     # `--set segmentation_learning_rate=1e-4` is how learning rates are written; PyYAML (YAML 1.1) reads it as a string
-    key, value = _override("segmentation_learning_rate=1e-4")
+    key, value = parse_override("segmentation_learning_rate=1e-4")
     assert key == "segmentation_learning_rate"
     assert value == pytest.approx(1e-4) and isinstance(value, float), f"parsed as {value!r} ({type(value).__name__})"
 
 
 @pytest.mark.parametrize("text", ["generator_epochs", "=5", ""])
-def test_override_without_key_or_equals_is_refused(text):
+def test_parse_override_without_key_or_equals_is_refused(text):
     with pytest.raises(argparse.ArgumentTypeError, match=rf"expected KEY=VALUE, got {re.escape(repr(text))}"):
-        _override(text)
+        parse_override(text)
 
 
 def test_unknown_variant_fails_before_any_stage(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""Data: datalists for the real dataset layouts, built-in phantom datasets, 2D slice datasets, synthetic pairs."""
+"""Data: datalists for the real dataset layouts, built-in phantom datasets, cached volumes, 2D slice datasets, synthetic
+pairs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ __all__ = [
     "make_datalist",
     "make_phantom_dataset",
     "prepare_datalist",
+    "preprocessed_volumes",
     "sample_synthetic_pairs",
     "save_synthetic_pairs",
     "write_datalist",
@@ -38,6 +40,7 @@ _EXPORTS = {
     "inference_items": "dhvae_monai.data.prepare",
     "load_split": "dhvae_monai.data.prepare",
     "prepare_datalist": "dhvae_monai.data.prepare",
+    "preprocessed_volumes": "dhvae_monai.data.volume_cache",
 }
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Sequence
 
+import os
+
 import torch
-from monai.data import CacheDataset
 from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
+from dhvae_monai.data.volume_cache import preprocessed_volumes
 from dhvae_monai.transforms.slices import SliceSelection, select_tumour_slices, tumour_areas
 
 __all__ = ["TumourSliceDataset"]
@@ -20,9 +22,9 @@ class TumourSliceDataset(Dataset):
     2D (image, mask) slices of a set of volumes, chosen by the paper's tumour-aware rule
     (:func:`~dhvae_monai.transforms.slices.select_tumour_slices`).
 
-    Each volume is preprocessed once: datalist items go through ``volume_transform`` inside a MONAI
-    ``CacheDataset`` (or pass any MONAI dataset of preprocessed volumes, e.g. a ``PersistentDataset`` for a disk
-    cache), and slices are views into the cached volumes. Items are ``{"image": [C, H, W], "label": [R, H, W],
+    Each volume is preprocessed once: datalist items go through ``volume_transform`` in
+    :func:`~dhvae_monai.data.preprocessed_volumes` (in memory, and on disk in ``cache_dir`` when given, so later runs
+    skip the preprocessing), or pass any dataset of preprocessed volumes; slices are views into the cached volumes. Items are ``{"image": [C, H, W], "label": [R, H, W],
     "case_id", "slice_index", "tumour_area"}``, optionally passed through ``slice_transform`` (2D augmentation).
 
     Args:
@@ -30,6 +32,7 @@ class TumourSliceDataset(Dataset):
         volume_transform: preprocessing of one item (e.g. :func:`~dhvae_monai.transforms.brats_volume_transforms`).
         min_tumour_area, area_bin_width, slices_per_bin, order, tumour_free_fraction, seed: the selection rule.
         slice_transform: applied to every slice dictionary when it is read.
+        cache_dir: folder of a disk cache of the preprocessed volumes shared across runs; None: memory only.
         cache_num_workers: workers preprocessing volumes into the cache.
         progress: show a progress bar while caching.
 
@@ -55,23 +58,14 @@ class TumourSliceDataset(Dataset):
         tumour_free_fraction: float = 0.0,
         seed: int = 0,
         slice_transform: Callable | None = None,
+        cache_dir: str | os.PathLike | None = None,
         cache_num_workers: int = 0,
         progress: bool = False,
     ) -> None:
         if isinstance(data, Dataset):
             self.volumes = data
         else:
-            try:
-                self.volumes = CacheDataset(
-                    list(data), transform=volume_transform, cache_rate=1.0, num_workers=cache_num_workers, progress=progress
-                )
-            except RuntimeError as error:
-                # MONAI wraps a transform's error in "applying transform <...>" RuntimeErrors; surface the
-                # transform's own message (which names the file and the problem) as the last line a user reads
-                cause = _transform_error(error)
-                if isinstance(cause, (ValueError, FileNotFoundError)):
-                    raise type(cause)(str(cause)) from error
-                raise
+            self.volumes = preprocessed_volumes(data, volume_transform, cache_dir, cache_num_workers, progress)
         areas = []
         self.case_ids = []
         for index in range(len(self.volumes)):
@@ -120,9 +114,3 @@ class TumourSliceDataset(Dataset):
             "slices_per_bin": dict(sorted(Counter(row["area_bin"] for row in rows).items())),
         }
 
-
-def _transform_error(error: BaseException) -> BaseException:
-    """The exception a transform raised, below MONAI's "applying transform" wrappers."""
-    while isinstance(error, RuntimeError) and str(error).startswith("applying transform") and error.__cause__:
-        error = error.__cause__
-    return error
