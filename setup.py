@@ -47,6 +47,16 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7.0", "build>=1.0"],
+        # MONAI Label serving the bundles (`make label-env`: a separate environment, see the Makefile)
+        "label": [
+            # the release whose bundle app and tasks the bundles' configs follow (keys it reads and overrides)
+            "monailabel==0.8.5",
+            # pydicom-seg, a monailabel dependency, imports pydicom._storage_sopclass_uids, removed in pydicom 3
+            "pydicom<3",
+            # dicomweb-client 0.61 and pynetdicom 3 require pydicom 3
+            "dicomweb-client<0.61",
+            "pynetdicom<3",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -12,7 +12,7 @@ __all__ = ["preprocessed_volumes", "transform_error"]
 
 
 def preprocessed_volumes(
-    items: Sequence[dict],
+    data: Sequence[dict],
     transform: Callable | None,
     cache_dir: str | os.PathLike | None = None,
     num_workers: int = 0,
@@ -28,7 +28,7 @@ def preprocessed_volumes(
     can keep views into it.
 
     Args:
-        items: datalist items (e.g. from :func:`~dhvae_monai.data.load_split`).
+        data: datalist items (e.g. from :func:`~dhvae_monai.data.load_split`).
         transform: the volume preprocessing (e.g. :func:`~dhvae_monai.transforms.brats_volume_transforms`); it must be
             deterministic when ``cache_dir`` is set.
         cache_dir: folder of the disk cache, shared by every run that preprocesses the same way; None: memory only.
@@ -47,10 +47,10 @@ def preprocessed_volumes(
         volumes = preprocessed_volumes(load_split(datalist, "test"), brats_volume_transforms(), cache_dir="runs/cache")
     """
     if cache_dir is None:
-        source, transform_in_memory = list(items), transform
+        source, transform_in_memory = list(data), transform
     else:
         # the disk layer preprocesses; the memory layer above it only holds what the disk layer returns
-        source = PersistentDataset(list(items), transform, cache_dir=cache_dir, hash_transform=pickle_hashing)
+        source = PersistentDataset(list(data), transform, cache_dir=cache_dir, hash_transform=pickle_hashing)
         transform_in_memory = None
     try:
         return CacheDataset(

@@ -36,7 +36,9 @@ class LoadVolumed(MapTransform):
     A key holds one path or a list of paths, stacked as channels in order (as ``LoadImaged`` does). With
     ``channel_names_key``, the item's list under that key names the channels: either one 3D file per name
     (BraTS, HECKTOR) or a single file holding all of them (the 4D images of the Medical Segmentation Decathlon).
-    Without it, every file must be 3D (a mask).
+    An item that names no channels (a bare file path, as MONAI Label sends) gets ``default_channel_names``, written
+    to its ``channel_names_key`` for the transforms that follow. Without ``channel_names_key``, every file must be
+    3D (a mask).
 
     Channels are stacked only when they share a voxel grid. Channels named in ``resample_channels`` (HECKTOR's PET,
     which comes on a coarser grid than its CT) are first resampled bilinearly with MONAI's ``ResampleToMatch``
@@ -48,6 +50,8 @@ class LoadVolumed(MapTransform):
     Args:
         keys: keys of the path(s) to read.
         channel_names_key: item key listing the channel names of the files (e.g. ``"modalities"``); None: 3D files.
+        default_channel_names: the channel names of an item without ``channel_names_key`` (e.g. the model's
+            modalities); empty: such an item is read as unnamed 3D files.
         resample_channels: channel names allowed on another grid, resampled onto the reference grid.
         reference_key: key of an already loaded volume giving the grid when every channel is resampled.
         reader: MONAI image reader (name, class or instance) forced for every file; None lets MONAI pick by suffix.
@@ -55,7 +59,8 @@ class LoadVolumed(MapTransform):
         allow_missing_keys: skip missing keys (an inference item has no mask).
 
     Raises:
-        FileNotFoundError: a file does not exist.
+        FileNotFoundError: a file does not exist, or an empty path (MONAI Label's for an image id missing from its
+            studies folder).
         ValueError: a file that cannot be read (truncated, corrupt, not an image), a 4D file where a 3D volume was
             expected, a channel count differing from the names, or channels on different grids that may not be
             resampled — each naming the file(s).
@@ -65,12 +70,14 @@ class LoadVolumed(MapTransform):
         load_mask = LoadVolumed("label", allow_missing_keys=True)
         load_image = LoadVolumed("image", "modalities", resample_channels=("pt",), reference_key="label")
         case = load_image(load_mask({"image": [pet, ct], "modalities": ["pt", "ct"], "label": gtv}))
+        flair = LoadVolumed("image", "modalities", default_channel_names=("flair",))({"image": "scan.nii.gz"})
     """
 
     def __init__(
         self,
         keys: KeysCollection,
         channel_names_key: str | None = None,
+        default_channel_names: Sequence[str] = (),
         resample_channels: Sequence[str] = (),
         reference_key: str | None = None,
         reader: str | type[ImageReader] | ImageReader | None = None,
@@ -78,7 +85,10 @@ class LoadVolumed(MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        if default_channel_names and channel_names_key is None:
+            raise ValueError("default_channel_names needs a channel_names_key to write them to.")
         self.channel_names_key = channel_names_key
+        self.default_channel_names = list(default_channel_names)
         self.resample_channels = frozenset(resample_channels)
         self.reference_key = reference_key
         self.affine_tolerance = affine_tolerance
@@ -88,6 +98,8 @@ class LoadVolumed(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         d = dict(data)
+        if self.channel_names_key is not None and self.default_channel_names and not d.get(self.channel_names_key):
+            d[self.channel_names_key] = list(self.default_channel_names)
         for key in self.key_iterator(d):
             d[key] = self._load(d, key)
         return d
@@ -97,6 +109,10 @@ class LoadVolumed(MapTransform):
         paths = [str(path) for path in ([value] if isinstance(value, (str, os.PathLike)) else value)]  # type: ignore
         if not paths:
             raise ValueError(f"{key!r}: no file to load.")
+        if not all(paths):
+            raise FileNotFoundError(
+                f"{key!r}: an empty file path (MONAI Label sends one for an image id that is not in its studies folder)."
+            )
         names = list(d.get(self.channel_names_key) or []) if self.channel_names_key else []
         if names and len(paths) not in (1, len(names)):
             raise ValueError(f"{paths[0]}: {len(paths)} files for the {len(names)} channels {names} of {key!r}.")

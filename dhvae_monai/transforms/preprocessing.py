@@ -55,7 +55,8 @@ def brats_volume_transforms(
     7. min-max on the target grid: per axial slice (``mri_scaling="slice"``, the paper) or per volume.
 
     Args:
-        modalities: sequences among ``flair``, ``t1``, ``t1ce``, ``t2``; the output's channel order.
+        modalities: sequences among ``flair``, ``t1``, ``t1ce``, ``t2``; the output's channel order, and the
+            channels of an item that names none (a bare path, as MONAI Label sends).
         regions: mask channels among ``WT``, ``TC``, ``ET`` (the paper: ``WT``).
         spatial_size: output grid (H, W, D), D axial; the paper's 128 x 128 x 64 by default.
         crop_foreground: crop the squared brain box before resizing.
@@ -88,7 +89,7 @@ def brats_volume_transforms(
     crop = [SquareCropForegroundd(KEYS, source_key="image", allow_missing_keys=True)] if crop_foreground else []
     return Compose(
         [
-            *_load((), affine_tolerance),
+            *_load(modalities, (), affine_tolerance),
             # select before checking, so a sequence that is not used cannot fail a case
             SelectModalitiesd("image", modalities),
             _check(require_tumour, label_convention, affine_tolerance),
@@ -140,7 +141,8 @@ def hecktor_volume_transforms(
     The paper used PET alone (our default); PET + CT is ``modalities=("pt", "ct")``.
 
     Args:
-        modalities: ``("pt",)``, ``("ct",)`` or ``("pt", "ct")``; the output's channel order.
+        modalities: ``("pt",)``, ``("ct",)`` or ``("pt", "ct")``; the output's channel order, and the channels
+            of an item that names none (a bare path, as MONAI Label sends).
         regions: mask channels among ``GTV`` (primary and nodes together), ``GTVp``, ``GTVn``.
         spatial_size: output grid (H, W, D), D axial.
         box_size_mm: head-and-neck box edge(s) in mm when the item has no challenge box.
@@ -174,7 +176,7 @@ def hecktor_volume_transforms(
         intensity.append(ScaleIntensityPerSliced("image"))
     return Compose(
         [
-            *_load(resample_modalities, affine_tolerance),
+            *_load(modalities, resample_modalities, affine_tolerance),
             _check(require_tumour, label_convention, affine_tolerance),
             Orientationd(KEYS, axcodes="RAS", labels=None, allow_missing_keys=True),
             TumourRegionsd("label", regions=regions, convention=label_convention, allow_missing_keys=True),
@@ -188,13 +190,15 @@ def hecktor_volume_transforms(
     )
 
 
-def _load(resample_modalities: Sequence[str], affine_tolerance: float) -> list:
-    """Load the mask first: a PET-only image is resampled onto its grid."""
+def _load(modalities: Sequence[str], resample_modalities: Sequence[str], affine_tolerance: float) -> list:
+    """Load the mask first: a PET-only image is resampled onto its grid. An item naming no modalities (a MONAI Label
+    request) holds the model's."""
     return [
         LoadVolumed("label", affine_tolerance=affine_tolerance, allow_missing_keys=True),
         LoadVolumed(
             "image",
             channel_names_key="modalities",
+            default_channel_names=modalities,
             resample_channels=resample_modalities,
             reference_key="label",
             affine_tolerance=affine_tolerance,

@@ -111,6 +111,24 @@ def test_bad_files_name_the_file(tmp_path):
     assert "3 files for the 2 channels" in message
 
 
+def test_an_item_naming_no_channels_gets_the_default_names(tmp_path):
+    """A MONAI Label request: a bare path, no modality names."""
+    flair = write(tmp_path / "scan.nii.gz", image())
+    load = LoadVolumed("image", "modalities", default_channel_names=("flair",))
+    case = load({"image": flair})
+    assert case["modalities"] == ["flair"] and tuple(case["image"].shape) == (1, *SHAPE)
+    assert load({"image": flair, "modalities": ["t2"]})["modalities"] == ["t2"]  # an item's own names win
+    four_d = write(tmp_path / "msd.nii.gz", np.stack([image(), image()], axis=-1))
+    assert "msd.nii.gz: expected a 3D volume, got a 4D file of 2 volumes" in error_of(load, {"image": four_d})
+    assert "needs a channel_names_key" in error_of(LoadVolumed, "image", None, ("flair",))
+
+
+def test_an_empty_path_says_what_monai_label_means_by_it(tmp_path):
+    message = error_of(LoadVolumed("image", "modalities", default_channel_names=("flair",)), {"image": ""},
+                       kind=FileNotFoundError)
+    assert message.startswith("'image': an empty file path") and "not in its studies folder" in message
+
+
 def test_one_dimensional_trailing_axis_counts_as_3d(tmp_path):
     path = write(tmp_path / "flair.nii.gz", image()[..., None])
     assert tuple(LoadVolumed("image")({"image": path})["image"].shape) == (1, *SHAPE)
