@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
-VERSION = "0.1.0"
+# the version lives in dhvae_monai/__init__.py only; read, not imported: the build environment has none of the
+# package's dependencies
+VERSION = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "dhvae_monai" / "__init__.py").read_text(), re.M).group(1)
 
 setup(
     name="dhvae-monai",
@@ -21,6 +24,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["dhvae_monai", "dhvae_monai.*"]),
+    # the Model Zoo metadata schema, so bundle_check validates offline
+    package_data={"dhvae_monai": ["schemas/*.json", "schemas/README.md"]},
     install_requires=[
         # torch is deliberately a range: install the wanted build (CPU or CUDA) first, pip then keeps it.
         "torch>=2.3",
@@ -41,7 +46,7 @@ setup(
         "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7.0"],
+        "test": ["pytest>=7.0", "build>=1.0"],
         # MONAI Label serving the bundles (`make label-env`: a separate environment, see the Makefile)
         "label": [
             # the release whose bundle app and tasks the bundles' configs follow (keys it reads and overrides)
