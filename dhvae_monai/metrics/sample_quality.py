@@ -140,7 +140,9 @@ def evaluate_sample_quality(
     - **diversity**: :func:`~dhvae_monai.metrics.diversity.mean_pairwise_ms_ssim` of the kept pairs' images, beside
       the same on the real slices (the reference: a generator's samples should not be more alike than real slices);
     - **feature distance**: :func:`~dhvae_monai.metrics.feature_distance.feature_distance` (FID, MMD) between the
-      kept pairs and the real slices in ``segmenter``'s pooled ``feature_layer`` features, beside the same between
+      kept pairs and the real slices in ``segmenter``'s pooled ``feature_layer`` features (centred on the real slices'
+      mean and divided by their total spread, the square root of the trace of their covariance, so MMD is the squared
+      distance between the feature means relative to the real slices' total variance), beside the same between
       two halves of the real slices (split by patient when there are at least two, else alternate slices, which
       makes the reference optimistic) as the scale of a distance between real sets. The halves hold half as many slices, so their FID has a larger
       small-sample bias: read it as an upper estimate of the real-to-real distance. Score every generator with the
@@ -192,11 +194,16 @@ def evaluate_sample_quality(
             masks = convert_to_tensor(batch["label"], track_meta=False).float().cpu()
             real_preview.append(torch.cat([images, masks], dim=1))
     real_image_tensor, real_feature_tensor = torch.cat(real_images), torch.cat(real_features)
+    # raw pooled activations have arbitrary, layer-dependent scales (MMD in the hundreds, of either sign): in units of
+    # the real slices' total spread, MMD is the squared distance between the feature means relative to the real
+    # slices' total variance, comparable across layers, networks and repeats
+    standardise = _Standardise(real_feature_tensor)
+    real_feature_tensor = standardise(real_feature_tensor)
 
     acceptance = prior_acceptance(network, num_samples, min_tumour_area, mask_threshold, batch_size, seed)
     synthetic_images = acceptance.kept_pairs[:, :image_channels]
     synthetic_features = (
-        torch.cat([extract(images).cpu() for images in synthetic_images.split(batch_size)])
+        standardise(torch.cat([extract(images).cpu() for images in synthetic_images.split(batch_size)]))
         if len(synthetic_images)
         else real_feature_tensor[:0]
     )
@@ -276,3 +283,20 @@ def _json_ready(value: Any) -> Any:
 
 def _number(value: float, spec: str = ".3f") -> str:
     return "n/a" if math.isnan(value) else format(value, spec)
+
+
+class _Standardise:
+    """
+    Features in units of a reference set's total spread: ``(f - mean) / sqrt(trace(cov))``. One scale for every
+    feature, not one per feature: per-feature scaling would blow the rounding noise of near-constant features up to
+    the size of the informative ones.
+    """
+
+    def __init__(self, reference: torch.Tensor) -> None:
+        reference = reference.double()
+        self.mean = reference.mean(0)
+        spread = float(reference.var(0).sum().sqrt()) if len(reference) > 1 else 0.0
+        self.scale = spread if spread > 0 else 1.0
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        return (features.double() - self.mean) / self.scale
