@@ -108,7 +108,7 @@ def test_bundle_sweeps_are_the_papers_protocol_and_a_small_phantom_one(bundle):
     assert paper.generators["vae"] == {"leapfrog_steps": 0, "regulariser_weight": 0.0}
     assert paper.generators["hvae"] == {"regulariser_weight": 0.0} and paper.generators["dhvae"] == {}
     phantom = ExperimentSweep.from_bundle(BUNDLES_DIR / bundle, phantom=True)
-    assert phantom.methods == paper.methods
+    assert set(paper.methods) <= set(phantom.methods)
     assert phantom.stage_settings["image_size"] < 128 and len(phantom.runs()) < len(paper.runs())
     configs = BUNDLES_DIR / bundle / "configs"
     known = {**yaml.safe_load((configs / "common.yaml").read_text()), **yaml.safe_load((configs / "train_generator.yaml").read_text())}
