@@ -20,7 +20,7 @@ __all__ = ["METHOD_TITLES", "QUALITY_SCORES", "SCORES", "format_results_tables",
 METHOD_TITLES = {
     "no_augmentation": "no augmentation",
     "traditional": "traditional augmentation",
-    "longer_training": "no augmentation, longer training",
+    "matched_iterations": "no augmentation, matched iterations",
     "vae": "VAE",
     "hvae": "HVAE",
     "dhvae": "dHVAE",

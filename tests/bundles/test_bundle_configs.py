@@ -97,3 +97,19 @@ def test_metadata_agrees_with_the_installed_monai_and_the_configs(bundle):
     outputs = metadata["network_data_format"]["outputs"]["pred"]
     assert outputs["num_channels"] == len(_yaml(bundle, "common.yaml")["regions"])
     assert metadata["generator_data_format"]["inputs"]["pair"]["num_channels"] == channels + outputs["num_channels"]
+
+
+@pytest.mark.parametrize(
+    "augmentation, matched_num_synthetic, expected_copies",
+    [("none", 0, 1), ("traditional", 0, 2), ("none", 20, 4), ("traditional", 3, 2)],
+)
+def test_matched_control_repeats_the_real_slices_to_the_size_of_real_plus_synthetic(augmentation, matched_num_synthetic, expected_copies):
+    parser = _parser("dhvae_brats", "common.yaml", "train_segmentation.yaml")
+    # 7 real slices and no synthetic ones stand in for the datasets, so only the config's arithmetic is exercised
+    parser["real_slices"] = "$list(range(7))"
+    parser["synthetic_slices"] = "$[]"
+    parser["augmentation"] = augmentation
+    parser["matched_num_synthetic"] = matched_num_synthetic
+    assert parser.get_parsed_content("real_copies") == expected_copies
+    # 7 + 20 = 27 slices asked for: 4 copies of the 7 real ones, the nearest whole number of copies
+    assert len(parser.get_parsed_content("train#dataset")) == 7 * expected_copies

@@ -104,7 +104,7 @@ def test_config_files_merge_and_bad_keys_are_named(tmp_path):
 def test_bundle_sweeps_are_the_papers_protocol_and_a_small_phantom_one(bundle):
     paper = ExperimentSweep.from_bundle(BUNDLES_DIR / bundle)
     assert paper.num_synthetic == (0, 500, 1000, 1500, 2000) and paper.seeds == (0, 1, 2, 3, 4) and paper.num_test == 30
-    assert paper.methods == ("no_augmentation", "traditional", "vae", "hvae", "dhvae")
+    assert paper.methods == ("no_augmentation", "traditional", "matched_iterations", "vae", "hvae", "dhvae")
     assert paper.generators["vae"] == {"leapfrog_steps": 0, "regulariser_weight": 0.0}
     assert paper.generators["hvae"] == {"regulariser_weight": 0.0} and paper.generators["dhvae"] == {}
     phantom = ExperimentSweep.from_bundle(BUNDLES_DIR / bundle, phantom=True)
@@ -123,3 +123,9 @@ def test_cpu_sweep_for_real_patients_only_names_existing_keys():
     configs = bundle / "configs"
     known = {**yaml.safe_load((configs / "common.yaml").read_text()), **yaml.safe_load((configs / "train_generator.yaml").read_text())}
     assert set(cpu.stage_settings) <= set(known)
+
+
+@pytest.mark.parametrize("config", sorted(str(path) for path in BUNDLES_DIR.glob("*/configs/experiment*.yaml")))
+def test_each_sweeps_matched_iterations_control_matches_its_largest_number_of_pairs(config):
+    sweep = ExperimentSweep.from_config(BUNDLES_DIR / "dhvae_brats" / "configs" / "experiment.yaml", config)
+    assert sweep.baselines["matched_iterations"] == {"augmentation": "none", "matched_num_synthetic": sweep.max_synthetic}
