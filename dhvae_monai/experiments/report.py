@@ -55,7 +55,8 @@ def summarise_runs(rows: Iterable[Mapping[str, Any]], keys: Sequence[str] = ("me
 
     Returns:
         one dict per configuration, in first-seen order: the ``keys``, ``runs``, and ``<score>_mean``,
-        ``<score>_std`` (None for fewer than two values), ``<score>_n``.
+        ``<score>_std`` (None for fewer than two values), ``<score>_n`` and ``<score>_values`` (the runs' values, in
+        order).
 
     Example::
 
@@ -72,6 +73,7 @@ def summarise_runs(rows: Iterable[Mapping[str, Any]], keys: Sequence[str] = ("me
             entry[f"{score}_mean"] = float(np.mean(values)) if values else None
             entry[f"{score}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
             entry[f"{score}_n"] = len(values)
+            entry[f"{score}_values"] = values
         summary.append(entry)
     return summary
 
@@ -79,7 +81,8 @@ def summarise_runs(rows: Iterable[Mapping[str, Any]], keys: Sequence[str] = ("me
 def format_results_tables(summary: Sequence[Mapping[str, Any]], sweep: ExperimentSweep) -> str:
     """
     Markdown tables of :func:`summarise_runs` output, one per number of training patients: a row per method and
-    number of synthetic pairs, each score as mean ± std over the seeds.
+    number of synthetic pairs, each score as mean ± std over the seeds, and the 3D Dice of every run (with few seeds
+    a mean hides whether one run failed or all did a little worse).
 
     Example::
 
@@ -97,11 +100,13 @@ def format_results_tables(summary: Sequence[Mapping[str, Any]], sweep: Experimen
         lines = [
             f"**{patients} real training patient{'s' if patients > 1 else ''}**",
             "",
-            "| segmenter trained with | synthetic pairs | runs | " + " | ".join(title for title, _ in SCORES.values()) + " |",
-            "|---|---|---|" + "---|" * len(SCORES),
+            "| segmenter trained with | synthetic pairs | runs | " + " | ".join(title for title, _ in SCORES.values())
+            + " | 3D Dice of each run (%) |",
+            "|---|---|---|" + "---|" * (len(SCORES) + 1),
         ]
         for entry in entries:
             cells = [_mean_std(entry, score, scale) for score, (_, scale) in SCORES.items()]
+            cells.append(", ".join(f"{100 * value:.0f}" for value in entry.get("dice_3d_values", [])) or "n/a")
             lines.append(
                 f"| {METHOD_TITLES.get(entry['method'], entry['method'])} | {entry['num_synthetic']} | {entry['runs']} | "
                 + " | ".join(cells) + " |"
