@@ -66,15 +66,16 @@ def test_sample_decodes_prior_draws_in_one_pass_reproducibly():
     assert 0 <= float(first[:, 1].min()) and float(first[:, 1].max()) <= 1  # probabilities, not yet binarised
 
 
-def test_filter_synthetic_pairs_keeps_large_tumours_and_binarises():
-    pairs = torch.zeros(3, 2, 16, 16)
-    pairs[0, 1, :10, :10] = 0.9  # soft mass 90
-    pairs[1, 1, :4, :4] = 0.9  # soft mass 14.4
-    pairs[2, 1] = 0.3  # soft mass 76.8 but nothing above 0.5
+def test_filter_synthetic_pairs_keeps_large_binarised_tumours_and_binarises():
+    pairs = torch.zeros(4, 2, 16, 16)
+    pairs[0, 1, :10, :10] = 0.9  # 100 tumour pixels
+    pairs[1, 1, :4, :4] = 0.9  # 16 tumour pixels
+    pairs[2, 1] = 0.3  # soft mass 76.8 but nothing above 0.5: an empty mask once binarised
+    pairs[3, 1, :8, :8] = 0.6  # 64 tumour pixels, soft mass 38.4: the binarised area is what counts
     kept, keep = filter_synthetic_pairs(pairs, image_channels=1, min_tumour_area=50)
-    assert keep.tolist() == [True, False, True]
+    assert keep.tolist() == [True, False, False, True]
     assert set(kept[:, 1].unique().tolist()) <= {0.0, 1.0}
-    assert float(kept[0, 1].sum()) == 100 and float(kept[1, 1].sum()) == 0
+    assert float(kept[0, 1].sum()) == 100 and float(kept[1, 1].sum()) == 64
     with pytest.raises(ValueError, match="mask channels"):
         filter_synthetic_pairs(pairs, image_channels=2)
 
