@@ -26,6 +26,7 @@ TRAIN_CONFIG_DIFFERENCES = {
     "real_slices": "moved to train#dataset, the key whose data MONAI Label sets",
     "train#dataset": "the training studies' slices (train_segmentation.yaml's real_slices)",
     "train#slices": "real + synthetic slices (train_segmentation.yaml's train#dataset)",
+    "real_copies": "counts train#dataset, the real slices here",
     "train#dataloader#dataset": "reads train#slices",
     "train#dataloader#drop_last": "reads train#slices",
     "train#handlers#1#_disabled_": "no validation when MONAI Label gives no validation study",
