@@ -19,9 +19,8 @@ def filter_synthetic_pairs(
     that are tumour in any mask channel) covers more than ``min_tumour_area`` pixels. The paper keeps samples with
     more than 200 pixels on 128 x 128 slices, the lower edge of its slice selection; scale the threshold with the
     slice area for other sizes. The authors' code measures the *soft* mass (the sum of the probabilities) instead:
-    a blurry generator's diffuse probabilities then pass the filter and binarise to near-empty masks, which the
-    segmenter learns as tumour-free slices labelled as tumour slices. The binarised area judges the mask that is
-    kept.
+    a blurry generator's diffuse probabilities then pass the filter and binarise to near-empty masks, which teach
+    the segmenter that its tumour slices have almost no tumour. The binarised area judges the mask that is kept.
 
     Args:
         pairs: ``[N, C_img + C_mask, H, W]`` from :meth:`DHVAE.sample`, mask channels as probabilities.
