@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import shutil
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 __all__ = ["atomic_path"]
-
-
-def _new_file_mode() -> int:
-    """The mode ``open`` gives a new file under the process's umask (``mkstemp`` would leave it private, 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -42,13 +36,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(handle)
-    temporary_path = Path(temporary)
+    temporary_path = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp{suffix}"
+    # created as open() creates any file, under the umask (mkstemp would make it private, 0o600); "x": never reused
+    with open(temporary_path, "x"):
+        pass
     try:
         yield temporary_path
-        mode = path.stat().st_mode if path.exists() else _new_file_mode()
-        os.chmod(temporary_path, mode & 0o7777)
+        if path.exists():
+            shutil.copymode(path, temporary_path)
         os.replace(temporary_path, path)
     finally:
         temporary_path.unlink(missing_ok=True)

@@ -110,6 +110,6 @@ def test_matched_control_repeats_the_real_slices_to_the_size_of_real_plus_synthe
     parser["synthetic_slices"] = "$[]"
     parser["augmentation"] = augmentation
     parser["matched_num_synthetic"] = matched_num_synthetic
+    # e.g. 7 + 20 = 27 slices asked for: 4 copies of the 7 real ones, the nearest whole number of copies
     assert parser.get_parsed_content("real_copies") == expected_copies
-    # 7 + 20 = 27 slices asked for: 4 copies of the 7 real ones, the nearest whole number of copies
     assert len(parser.get_parsed_content("train#dataset")) == 7 * expected_copies
